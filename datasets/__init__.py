@@ -1,0 +1,21 @@
+"""Dataset classes; importing this package registers them in ``engine.DATASET_REGISTRY``."""
+from datasets import (  # noqa: F401
+    caltech101,
+    config_keys,
+    demo,
+    dtd,
+    eurosat,
+    fgvc_aircraft,
+    food101,
+    imagenet,
+    imagenet_a,
+    imagenet_r,
+    imagenet_sketch,
+    imagenet21k,
+    imagenetv2,
+    oxford_flowers,
+    oxford_pets,
+    stanford_cars,
+    sun397,
+    ucf101,
+)

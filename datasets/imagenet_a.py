@@ -1,0 +1,16 @@
+"""ImageNet-A: natural adversarial images of 200 ImageNet classes.
+
+Labels are 0..199 over the sorted wnid folders present (not ImageNet's label ids), as in CoOp.
+"""
+from engine import DATASET_REGISTRY
+
+from datasets.catalog import CATALOG
+from datasets.imagenet_variant import ImageNetVariant
+
+
+@DATASET_REGISTRY.register()
+class ImageNetA(ImageNetVariant):
+    info = CATALOG["ImageNetA"]
+    dataset_dir = info.folder
+    image_subdir = "imagenet-a"
+    ignored = ("README.txt",)

@@ -1,0 +1,11 @@
+"""Optimizers and LR schedulers built from ``cfg.OPTIM`` (Dassl's ``dassl.optim``)."""
+from .lr_scheduler import (
+    AVAILABLE_LR_SCHEDULERS, ConstantWarmupScheduler, LinearWarmupScheduler,
+    build_lr_scheduler,
+)
+from .optimizer import AVAILABLE_OPTIMIZERS, build_optimizer
+
+__all__ = [
+    "build_optimizer", "build_lr_scheduler", "AVAILABLE_OPTIMIZERS",
+    "AVAILABLE_LR_SCHEDULERS", "ConstantWarmupScheduler", "LinearWarmupScheduler",
+]

@@ -1,0 +1,200 @@
+"""Checkpoint files: Dassl's layout and messages, but safe and crash-proof.
+
+* Saving is atomic (temp file in the same directory, fsync, ``os.replace``), for the
+  checkpoint and for the ``checkpoint`` pointer file, so a kill mid-save leaves the
+  previous files intact. Temp names start with "." so ``listdir_nohidden`` skips them.
+* Loading always uses ``torch.load(weights_only=True)`` and never falls back to
+  unsafe unpickling; a file it cannot read raises one-line ``CheckpointError``.
+"""
+import os
+import os.path as osp
+import re
+import shutil
+import uuid
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from engine.user_errors import user_error
+
+from .tools import mkdir_if_missing
+
+POINTER_FILE = "checkpoint"  # text file holding the basename of the last saved checkpoint
+BEST_NAME = "model-best.pth.tar"
+
+
+@user_error  # train.py prints it as one line and exits with status 2
+class CheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be loaded safely (message is one line)."""
+
+
+# ----------------------------------------------------------------------------
+# Saving
+# ----------------------------------------------------------------------------
+
+def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True, model_name=""):
+    """Write ``state`` to ``save_dir/(model_name or model.pth.tar-{epoch})``; return the path.
+
+    ``state`` holds ``state_dict``, ``epoch``, ``optimizer``, ``scheduler`` and
+    ``val_result``; keep every value plain data (tensors, numbers, str, lists,
+    dicts) so that ``load_checkpoint`` can read it back with weights_only=True.
+    """
+    mkdir_if_missing(save_dir)
+    state = {key: _plain_scalar(value) for key, value in state.items()}
+    if remove_module_from_keys:
+        state["state_dict"] = _strip_module_prefix(state["state_dict"])
+    fname = model_name or f"model.pth.tar-{state['epoch']}"
+    fpath = osp.join(save_dir, fname)
+    _atomic_write(fpath, lambda f: torch.save(state, f))
+    print(f"Checkpoint saved to {fpath}")
+    # The pointer is replaced only after the checkpoint is complete, so it never
+    # names a missing or half-written file.
+    _atomic_write(osp.join(save_dir, POINTER_FILE), lambda f: f.write(f"{fname}\n".encode()))
+    if is_best:
+        best_fpath = osp.join(save_dir, BEST_NAME)
+        with open(fpath, "rb") as src:
+            _atomic_write(best_fpath, lambda f: shutil.copyfileobj(src, f))
+        print(f'Best checkpoint saved to "{best_fpath}"')
+    return fpath
+
+
+def _plain_scalar(value):
+    # A numpy scalar (e.g. an np.float64 val_result) would make weights_only loading fail.
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _strip_module_prefix(state_dict):
+    return OrderedDict(
+        (key[len("module."):] if key.startswith("module.") else key, value)
+        for key, value in state_dict.items()
+    )
+
+
+def _atomic_write(fpath, write_to):
+    """Call ``write_to(binary_file)`` on a temp file, then move it over ``fpath``."""
+    directory = osp.dirname(fpath) or "."
+    tmp_path = osp.join(directory, f".{osp.basename(fpath)}.{uuid.uuid4().hex[:12]}.tmp")
+    # os.open with 0o666 honours the umask (mkstemp would force 0600).
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_to(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, fpath)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory):
+    """Make the rename itself durable (POSIX); harmless where unsupported."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+# ----------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------
+
+def load_checkpoint(fpath):
+    """Load a checkpoint safely (``weights_only=True``; to CPU when there is no GPU).
+
+    Raises ValueError for None, FileNotFoundError for a missing file and
+    CheckpointError for a truncated, corrupt or unsafe (foreign pickled objects) file.
+    """
+    if fpath is None:
+        raise ValueError("File path is None")
+    fpath = str(fpath)
+    if not osp.exists(fpath):
+        raise FileNotFoundError(f'File is not found at "{fpath}"')
+    if osp.isdir(fpath):
+        raise CheckpointError(f'Cannot load checkpoint "{fpath}": it is a directory, not a file')
+    map_location = None if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.load(fpath, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
+        raise CheckpointError(f'Cannot load checkpoint "{fpath}": {_explain_load_error(e)}') from e
+
+
+def _explain_load_error(error):
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())  # one line, no ANSI
+    unsafe_global = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsafe_global:
+        return (
+            f"it contains a pickled Python object ({unsafe_global.group(1)}) that safe "
+            "loading (torch.load weights_only=True) refuses; re-save it with plain "
+            "tensors, numbers, lists and dicts"
+        )
+    if "Weights only load failed" in text:
+        detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+        reason = f" ({detail.group(1).strip()})" if detail and detail.group(1).strip() else ""
+        return (
+            f"safe loading (torch.load weights_only=True) refused it{reason}; it is not a "
+            "torch.save file of plain tensors and numbers"
+        )
+    if isinstance(error, EOFError):
+        return "the file is empty or truncated"
+    if "zip archive" in text or "central directory" in text:
+        first_sentence = text.split(". ")[0]
+        return f"the file is truncated or corrupt ({first_sentence})"
+    return f"the file is not a readable torch checkpoint ({type(error).__name__}: {text})"
+
+
+def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
+    """Restore the checkpoint named in ``fdir/checkpoint``; return its stored epoch.
+
+    The stored epoch is already ``epoch + 1``, i.e. the next 0-based epoch to run.
+    """
+    pointer = osp.join(fdir, POINTER_FILE)
+    if not osp.isfile(pointer):
+        raise FileNotFoundError(f'No "{POINTER_FILE}" file in "{fdir}" (nothing to resume from)')
+    with open(pointer, "r") as f:
+        fname = f.readline().strip("\n")
+    fpath = osp.join(fdir, fname)
+    print(f'Loading checkpoint from "{fpath}"')
+    checkpoint = load_checkpoint(fpath)
+    model.load_state_dict(checkpoint["state_dict"])
+    print("Loaded model weights")
+    if optimizer is not None and checkpoint.get("optimizer") is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        print("Loaded optimizer")
+    if scheduler is not None and checkpoint.get("scheduler") is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        print("Loaded scheduler")
+    start_epoch = checkpoint["epoch"]
+    print(f"Previous epoch: {start_epoch}")
+    return start_epoch
+
+
+def load_pretrained_weights(model, weight_path):
+    """Copy every weight whose name and shape match into ``model``; report the rest."""
+    checkpoint = load_checkpoint(weight_path)
+    state_dict = checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
+    model_dict = model.state_dict()
+    matched, discarded = OrderedDict(), []
+    for key, value in _strip_module_prefix(state_dict).items():
+        if key in model_dict and model_dict[key].size() == value.size():
+            matched[key] = value
+        else:
+            discarded.append(key)
+    model_dict.update(matched)
+    model.load_state_dict(model_dict)
+    if not matched:
+        warnings.warn(f'Cannot load {weight_path} (check the key names manually)')
+        return
+    print(f"Successfully loaded pretrained weights from {weight_path}")
+    if discarded:
+        print(f"Layers discarded due to unmatched keys or size: {discarded}")

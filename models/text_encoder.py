@@ -1,0 +1,102 @@
+"""The one text encoder: CLIP's text tower fed with embeddings instead of token ids.
+
+Prompt learners build the input sequence themselves (learned context vectors
+spliced between the SOS embedding and the class-name embeddings), so the text
+tower must start from embeddings. Deep-prompt methods (MaPLe, IVLP, PromptSRC)
+also replace prompt tokens before later layers; ``layer_hook`` is where they do
+that, which is why the frozen open_clip blocks are run one at a time here.
+"""
+from contextlib import nullcontext
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .clip_loader import tokenize
+
+# layer_hook(layer_index, x [N, L, D]) -> x, called before block ``layer_index``
+LayerHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+class TextEncoder(nn.Module):
+    """CLIP's text tower over prompt embeddings; shares (does not copy) CLIP's frozen modules."""
+
+    def __init__(self, clip_model):
+        super().__init__()
+        if getattr(clip_model, "text_pool_type", "argmax") != "argmax":
+            raise ValueError(
+                f"TextEncoder pools the EOT token by argmax of token ids; this CLIP pools with "
+                f"{clip_model.text_pool_type!r}"
+            )
+        self.token_embedding = clip_model.token_embedding
+        self.positional_embedding = clip_model.positional_embedding
+        self.transformer = clip_model.transformer
+        self.ln_final = clip_model.ln_final
+        self.text_projection = clip_model.text_projection
+        # Shared tensor, not a copy; non-persistent so it never lands in checkpoints.
+        self.register_buffer("attn_mask", clip_model.attn_mask, persistent=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the transformer computes in (fp32, or fp16/bf16 after a cast)."""
+        return self.transformer.get_cast_dtype()
+
+    @property
+    def context_length(self) -> int:
+        return self.positional_embedding.shape[0]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.transformer.resblocks)
+
+    def embed(self, tokenized: torch.Tensor) -> torch.Tensor:
+        """Token embeddings [N, L, D] of token ids [N, L], in the transformer's dtype."""
+        tokenized = tokenized.to(self.token_embedding.weight.device)
+        return self.token_embedding(tokenized).to(self.dtype)
+
+    def forward(
+        self,
+        prompt_embeddings: torch.Tensor,
+        tokenized: torch.Tensor,
+        layer_hook: Optional[LayerHook] = None,
+    ) -> torch.Tensor:
+        """Text features [N, embed_dim] of prompt embeddings [N, L, D].
+
+        ``tokenized`` [N, L] only locates each sequence's EOT token (the largest
+        id). With ``layer_hook=None`` and ``prompt_embeddings = embed(tokenized)``
+        this equals ``clip_model.encode_text(tokenized)``.
+        """
+        dtype = self.dtype
+        seq_len = prompt_embeddings.shape[1]
+        x = prompt_embeddings.to(dtype) + self.positional_embedding[:seq_len].to(dtype)
+        attn_mask = self.attn_mask[:seq_len, :seq_len] if self.attn_mask is not None else None
+        batch_first = getattr(self.transformer, "batch_first", True)
+        for index, block in enumerate(self.transformer.resblocks):
+            if layer_hook is not None:
+                x = layer_hook(index, x)
+            if batch_first:
+                x = block(x, attn_mask=attn_mask)
+            else:  # hooks always see [N, L, D]; a sequence-first transformer gets [L, N, D]
+                x = block(x.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1)
+        x = self.ln_final(x)
+        eot_index = tokenized.to(x.device).argmax(dim=-1)
+        x = x[torch.arange(x.shape[0], device=x.device), eot_index]
+        if isinstance(self.text_projection, nn.Linear):
+            return self.text_projection(x)
+        if self.text_projection is not None:
+            return x @ self.text_projection
+        return x
+
+    def encode_texts(self, texts, batch_size: int = 256) -> torch.Tensor:
+        """Features [N, embed_dim] of plain strings, encoded in chunks of ``batch_size``."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        needs_grad = any(p.requires_grad for p in self.parameters())
+        features = []
+        with nullcontext() if needs_grad else torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                tokens = tokenize(texts[start:start + batch_size], context_length=self.context_length)
+                tokens = tokens.to(self.token_embedding.weight.device)
+                features.append(self(self.embed(tokens), tokens))
+        if not features:
+            raise ValueError("encode_texts needs at least one text")
+        return torch.cat(features)

@@ -1,0 +1,108 @@
+"""The Demo dataset: deterministic generation, real split-file layout, engine integration."""
+import hashlib
+import json
+import os
+import threading
+
+import pytest
+
+from datasets.demo import DEMO_CLASSES, SPLIT_FILE, demo_classnames, generate_demo_dataset
+from tests.fixtures.cfg import dataset_cfg
+
+
+def tree_digest(folder):
+    h = hashlib.sha1()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            h.update(os.path.relpath(path, folder).encode())
+            with open(path, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def test_generation_is_byte_identical(tmp_path):
+    a = generate_demo_dataset(str(tmp_path / "a"))
+    b = generate_demo_dataset(str(tmp_path / "b"))
+    assert tree_digest(a) == tree_digest(b)
+
+
+def test_layout_and_split_file_format(tmp_path):
+    dataset_dir = generate_demo_dataset(str(tmp_path))
+    assert sorted(os.listdir(os.path.join(dataset_dir, "images"))) == [
+        f"{c}_{s}" for c, s in DEMO_CLASSES
+    ]
+    with open(os.path.join(dataset_dir, SPLIT_FILE)) as f:
+        split = json.load(f)
+    assert {k: len(v) for k, v in split.items()} == {"train": 160, "val": 40, "test": 100}
+    impath, label, classname = split["train"][0]
+    assert (impath, label, classname) == ("blue_circle/blue_circle_0000.png", 0, "blue circle")
+    assert all(os.path.isfile(os.path.join(dataset_dir, "images", p)) for p, _, _ in split["test"])
+
+
+def test_generation_is_idempotent_and_leaves_no_temp(tmp_path):
+    first = generate_demo_dataset(str(tmp_path))
+    before = tree_digest(first)
+    assert generate_demo_dataset(str(tmp_path)) == first
+    assert tree_digest(first) == before
+    assert os.listdir(tmp_path) == ["demo"]
+
+
+def test_concurrent_generation_is_safe(tmp_path):
+    errors = []
+
+    def run():
+        try:
+            generate_demo_dataset(str(tmp_path))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert os.listdir(tmp_path) == ["demo"]
+    assert tree_digest(str(tmp_path / "demo")) == tree_digest(generate_demo_dataset(str(tmp_path / "x")))
+
+
+def test_broken_demo_folder_names_the_fix(tmp_path):
+    (tmp_path / "demo").mkdir()
+    with pytest.raises(FileNotFoundError, match="delete"):
+        generate_demo_dataset(str(tmp_path))
+
+
+def test_demo_dataset_through_registry(tmp_path):
+    from engine import build_dataset
+
+    cfg = dataset_cfg("demo", str(tmp_path), num_shots=4, seed=1)
+    ds = build_dataset(cfg)
+    assert ds.num_classes == 10
+    assert ds.classnames == demo_classnames()
+    assert (len(ds.train_x), len(ds.val), len(ds.test)) == (40, 40, 100)
+    assert os.path.isfile(tmp_path / "demo" / "split_fewshot" / "shot_4-seed_1.json")
+
+
+def test_demo_base_new(tmp_path):
+    from engine import build_dataset
+
+    base = build_dataset(dataset_cfg("demo", str(tmp_path), subsample="base"))
+    new = build_dataset(dataset_cfg("demo", str(tmp_path), subsample="new"))
+    assert base.classnames == demo_classnames()[:5]
+    assert new.classnames == demo_classnames()[5:]
+    assert sorted({d.label for d in new.test}) == [0, 1, 2, 3, 4]
+
+
+def test_demo_with_datamanager(tmp_path):
+    from engine import DataManager
+
+    cfg = dataset_cfg("demo", str(tmp_path), num_shots=2, seed=3, freeze=False)
+    cfg.INPUT.SIZE = (32, 32)
+    cfg.DATALOADER.NUM_WORKERS = 0
+    cfg.DATALOADER.TRAIN_X.BATCH_SIZE = 4
+    dm = DataManager(cfg)
+    batch = next(iter(dm.train_loader_x))
+    assert tuple(batch["img"].shape) == (4, 3, 32, 32)
+    assert dm.num_classes == 10

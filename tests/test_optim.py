@@ -1,0 +1,232 @@
+"""Optimizers and LR schedules: Dassl's per-epoch LR tables, warmup save/resume."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from engine.bundled.config import get_cfg_default
+from engine.bundled.optim import (
+    AVAILABLE_OPTIMIZERS, ConstantWarmupScheduler, build_lr_scheduler, build_optimizer,
+)
+
+
+def optim_cfg(**overrides):
+    cfg = get_cfg_default().OPTIM
+    cfg.NAME = "sgd"
+    cfg.LR = 0.002
+    cfg.MAX_EPOCH = 6
+    for key, value in overrides.items():
+        cfg[key] = value
+    return cfg
+
+
+def build(cfg, seed=0):
+    torch.manual_seed(seed)
+    model = nn.Linear(3, 2)
+    optimizer = build_optimizer(model, cfg)
+    return model, optimizer, build_lr_scheduler(optimizer, cfg)
+
+
+def train_one_epoch(model, optimizer):
+    # A real update so the optimizer has state (momentum) worth saving.
+    loss = model(torch.ones(4, 3)).pow(2).sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def lr_sequence(cfg, epochs=8):
+    model, optimizer, scheduler = build(cfg)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        train_one_epoch(model, optimizer)
+        scheduler.step()
+    return lrs
+
+
+COS = [0.002, 0.001866, 0.0015, 0.001, 0.0005, 0.000134, 0.0, 0.000134]
+
+# Spec section 4: the LR used in epochs 0..7 (base 0.002, MAX_EPOCH 6, one step per epoch).
+LR_TABLE = {
+    "cosine": (dict(LR_SCHEDULER="cosine"), COS),
+    "cosine+constant warmup 1 (CoOp)": (
+        dict(LR_SCHEDULER="cosine", WARMUP_EPOCH=1, WARMUP_TYPE="constant"), [1e-5] + COS[:7]),
+    "cosine+constant warmup 2": (
+        dict(LR_SCHEDULER="cosine", WARMUP_EPOCH=2, WARMUP_TYPE="constant"), [1e-5] * 2 + COS[:6]),
+    "cosine+linear warmup 3": (
+        dict(LR_SCHEDULER="cosine", WARMUP_EPOCH=3, WARMUP_TYPE="linear"),
+        [1e-5, 0.000667, 0.001333] + COS[:5]),
+    "cosine+constant warmup 2, no recount": (
+        dict(LR_SCHEDULER="cosine", WARMUP_EPOCH=2, WARMUP_TYPE="constant", WARMUP_RECOUNT=False),
+        [1e-5, 1e-5, 0.002, 0.001333, 0.000667, 0.000179, 0.0]),
+    "single_step default": (dict(LR_SCHEDULER="single_step"), [0.002] * 6 + [0.0002]),
+    "single_step (2,)": (
+        dict(LR_SCHEDULER="single_step", STEPSIZE=(2,)), [0.002, 0.002, 0.0002, 0.0002, 2e-5, 2e-5]),
+    "multi_step (2,4)": (
+        dict(LR_SCHEDULER="multi_step", STEPSIZE=(2, 4)), [0.002, 0.002, 0.0002, 0.0002, 2e-5]),
+}
+
+
+@pytest.mark.parametrize("name", list(LR_TABLE))
+def test_lr_per_epoch_matches_dassl(name):
+    overrides, expected = LR_TABLE[name]
+    got = lr_sequence(optim_cfg(**overrides))[: len(expected)]
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_coop_cosine_closed_form():
+    cfg = optim_cfg(LR_SCHEDULER="cosine", WARMUP_EPOCH=1, WARMUP_TYPE="constant", MAX_EPOCH=50)
+    lrs = lr_sequence(cfg, epochs=50)
+    assert lrs[0] == 1e-5
+    for epoch in range(1, 50):
+        assert lrs[epoch] == pytest.approx(0.002 * (1 + math.cos(math.pi * (epoch - 1) / 50)) / 2, abs=1e-9)
+
+
+def _assert_plain_data(obj):
+    """Only what torch.load(weights_only=True) accepts without extra globals."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _assert_plain_data(key)
+            _assert_plain_data(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _assert_plain_data(value)
+    else:
+        assert obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)), type(obj)
+
+
+WARMUP_CONFIGS = {
+    "constant": dict(LR_SCHEDULER="cosine", WARMUP_EPOCH=2, WARMUP_TYPE="constant"),
+    "linear": dict(LR_SCHEDULER="cosine", WARMUP_EPOCH=3, WARMUP_TYPE="linear"),
+    "no recount": dict(LR_SCHEDULER="cosine", WARMUP_EPOCH=2, WARMUP_TYPE="constant",
+                       WARMUP_RECOUNT=False),
+}
+
+
+@pytest.mark.parametrize("config_name", list(WARMUP_CONFIGS))
+@pytest.mark.parametrize("stop_after", [1, 4], ids=["mid-warmup", "mid-cosine"])
+def test_warmup_resume_continues_like_an_uninterrupted_run(tmp_path, config_name, stop_after):
+    cfg = optim_cfg(**WARMUP_CONFIGS[config_name])
+    epochs = 8
+    reference = lr_sequence(cfg, epochs)
+
+    model, optimizer, scheduler = build(cfg)
+    lrs = []
+    for _ in range(stop_after):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        train_one_epoch(model, optimizer)
+        scheduler.step()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict()}
+    _assert_plain_data(state["scheduler"])
+    assert isinstance(state["scheduler"]["successor"], dict)
+    torch.save(state, tmp_path / "ckpt.pt")
+    del model, optimizer, scheduler
+
+    # A fresh process would rebuild everything from the config, then load the states.
+    loaded = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    model, optimizer, scheduler = build(cfg, seed=123)
+    model.load_state_dict(loaded["model"])
+    optimizer.load_state_dict(loaded["optimizer"])
+    scheduler.load_state_dict(loaded["scheduler"])
+    for _ in range(stop_after, epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        train_one_epoch(model, optimizer)
+        scheduler.step()
+    assert lrs == pytest.approx(reference, abs=1e-12)
+    assert len(set(round(lr, 9) for lr in lrs[stop_after:])) > 1  # Dassl's resumed LR froze
+
+
+def test_warmup_scheduler_state_restores_successor_in_place():
+    cfg = optim_cfg(LR_SCHEDULER="cosine", WARMUP_EPOCH=1, WARMUP_TYPE="constant")
+    _, optimizer, scheduler = build(cfg)
+    assert isinstance(scheduler, ConstantWarmupScheduler)
+    successor = scheduler.successor
+    state = scheduler.state_dict()
+    state["successor"]["last_epoch"] = 3
+    scheduler.load_state_dict(state)
+    assert scheduler.successor is successor and successor.optimizer is optimizer
+    assert successor.last_epoch == 3
+
+
+def test_scheduler_config_errors():
+    optimizer = build(optim_cfg())[1]
+    with pytest.raises(ValueError, match="cosine"):
+        build_lr_scheduler(optimizer, optim_cfg(LR_SCHEDULER="poly"))
+    with pytest.raises(ValueError, match="WARMUP_TYPE"):
+        build_lr_scheduler(optimizer, optim_cfg(WARMUP_EPOCH=1, WARMUP_TYPE="exp"))
+    with pytest.raises(TypeError):
+        build_lr_scheduler(optimizer, optim_cfg(LR_SCHEDULER="single_step", STEPSIZE=(2.5,)))
+    with pytest.raises(TypeError):
+        build_lr_scheduler(optimizer, optim_cfg(LR_SCHEDULER="multi_step", STEPSIZE=3))
+
+
+@pytest.mark.parametrize("name, cls", [
+    ("adam", torch.optim.Adam), ("amsgrad", torch.optim.Adam), ("sgd", torch.optim.SGD),
+    ("rmsprop", torch.optim.RMSprop), ("radam", torch.optim.RAdam), ("adamw", torch.optim.AdamW),
+])
+def test_each_optimizer_with_config_hyperparameters(name, cls):
+    cfg = optim_cfg(NAME=name, LR=0.01, WEIGHT_DECAY=0.001, ADAM_BETA1=0.8)
+    optimizer = build_optimizer(nn.Linear(3, 2), cfg)
+    assert type(optimizer) is cls
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.01 and group["weight_decay"] == 0.001
+    if name in ("adam", "amsgrad", "radam", "adamw"):
+        assert group["betas"] == (0.8, 0.999)
+    if name in ("adam", "amsgrad"):
+        assert group["amsgrad"] is (name == "amsgrad")
+    if name == "sgd":
+        assert group["momentum"] == 0.9 and group["dampening"] == 0 and group["nesterov"] is False
+    if name == "rmsprop":
+        assert group["alpha"] == 0.99 and group["momentum"] == 0.9
+
+
+def test_unknown_optimizer_lists_the_valid_ones():
+    with pytest.raises(ValueError) as info:
+        build_optimizer(nn.Linear(3, 2), optim_cfg(NAME="adagrad"))
+    assert "adagrad" in str(info.value)
+    assert all(name in str(info.value) for name in AVAILABLE_OPTIMIZERS)
+
+
+def test_frozen_parameters_are_passed_too():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    model[0].requires_grad_(False)
+    optimizer = build_optimizer(model, optim_cfg())
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == 4
+
+
+def test_accepts_params_and_param_groups():
+    a, b = nn.Linear(3, 2), nn.Linear(2, 2)
+    optimizer = build_optimizer(a.parameters(), optim_cfg())
+    assert len(optimizer.param_groups[0]["params"]) == 2
+    groups = [{"params": a.parameters()}, {"params": b.parameters(), "lr": 0.5}]
+    optimizer = build_optimizer(None, optim_cfg(), param_groups=groups)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.002, 0.5]
+
+
+class TwoPartNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(3, 4)
+        self.head = nn.Linear(4, 2)
+
+
+def test_staged_lr_gives_new_layers_the_base_lr():
+    cfg = optim_cfg(STAGED_LR=True, NEW_LAYERS=("head",), BASE_LR_MULT=0.1)
+    model = TwoPartNet()
+    optimizer = build_optimizer(nn.DataParallel(model), cfg)  # DataParallel is unwrapped
+    base, new = optimizer.param_groups
+    assert base["lr"] == pytest.approx(0.0002) and new["lr"] == 0.002
+    assert {id(p) for p in base["params"]} == {id(p) for p in model.backbone.parameters()}
+    assert {id(p) for p in new["params"]} == {id(p) for p in model.head.parameters()}
+
+
+def test_staged_lr_errors_and_warnings():
+    with pytest.raises(ValueError, match="classifier"):
+        build_optimizer(TwoPartNet(), optim_cfg(STAGED_LR=True, NEW_LAYERS=("classifier",)))
+    with pytest.raises(TypeError):
+        build_optimizer(TwoPartNet().parameters(), optim_cfg(STAGED_LR=True, NEW_LAYERS=("head",)))
+    with pytest.warns(UserWarning, match="STAGED_LR is ignored"):
+        build_optimizer(None, optim_cfg(STAGED_LR=True), param_groups=TwoPartNet().parameters())
