@@ -37,6 +37,7 @@ from open_clip.model import CLIP
 from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
 from .backbones import BackboneSpec, build_clip_architecture, parse_backbone_name
+from .state_dict_check import state_dict_problems
 
 CLIP_CACHE_ENV = "CLIP_CACHE_DIR"
 DEFAULT_CLIP_CACHE = "~/.cache/clip"
@@ -318,12 +319,6 @@ def read_state_dict(path: str, backbone_name: str = "") -> dict:
     return state
 
 
-def _examples(items, limit=3) -> str:
-    items = list(items)
-    shown = ", ".join(str(i) for i in items[:limit])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
-
-
 def load_state_dict_strict(model: CLIP, state: dict, path: str, backbone_name: str):
     """Copy ``state`` into ``model``; any missing/unexpected key or shape difference is one clear error."""
     expected = model.state_dict()
@@ -332,21 +327,10 @@ def load_state_dict_strict(model: CLIP, state: dict, path: str, backbone_name: s
     derived = {name for name, _ in model.named_buffers()} - set(expected)
     state = {k: v for k, v in state.items() if k not in derived}
     # BatchNorm's step counter is irrelevant in eval mode and absent from some exports
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [
-        f"{k} file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or reshaped:
-        problems = []
-        if missing:
-            problems.append(f"missing keys: {_examples(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {_examples(unexpected)}")
-        if reshaped:
-            problems.append(f"shape mismatches: {_examples(reshaped)}")
+    problems = state_dict_problems(
+        expected, state, optional=lambda key: key.endswith("num_batches_tracked")
+    )
+    if problems:
         raise WeightsMismatchError(
             f"Weights file {path} does not match backbone {backbone_name!r}: {'; '.join(problems)}. "
             f"Check MODEL.BACKBONE.NAME against the file (or MODEL.BACKBONE.PATH)."

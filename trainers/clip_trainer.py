@@ -11,6 +11,7 @@ from engine import TrainerX, load_checkpoint
 from engine.user_errors import UserError
 from models.clip_loader import input_resolution, load_clip_from_cfg
 from models.precision import autocast, check_precision, make_grad_scaler
+from models.state_dict_check import state_dict_problems
 
 
 class PromptCheckpointMismatch(UserError):
@@ -111,24 +112,10 @@ class ClipTrainer(TrainerX):
 
 def load_prompt_state(module, state_dict, source):
     """Strict load with one clear line when the checkpoint does not fit the module."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong_shape = [
-        f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
-        for key in expected
-        if key in state_dict and tuple(state_dict[key].shape) != tuple(expected[key].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if wrong_shape:
-        problems.append("shape mismatch " + "; ".join(wrong_shape))
+    problems = state_dict_problems(module.state_dict(), state_dict)
     if problems:
         raise PromptCheckpointMismatch(
-            f"Checkpoint {source} does not fit the configured prompts ({', '.join(problems)}); "
+            f"Checkpoint {source} does not fit the configured prompts ({'; '.join(problems)}); "
             "check N_CTX, CSC, prompt depth and backbone against the run that wrote it"
         )
     with torch.no_grad():
