@@ -1,6 +1,8 @@
 """Dataset errors that say what is wrong, where, and which DATASETS.md step fixes it."""
 import os
 
+from engine.user_errors import user_error
+
 DOCS_FILE = "DATASETS.md"
 _EXAMPLES_SHOWN = 5
 
@@ -10,6 +12,7 @@ def docs_reference(section):
     return f'{DOCS_FILE}, section "{section}"'
 
 
+@user_error  # train.py prints it without a traceback and exits with status 2
 class DatasetError(RuntimeError):
     """Base class: something on disk does not match the layout a dataset expects."""
 

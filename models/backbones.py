@@ -26,6 +26,8 @@ import open_clip
 import torch
 from open_clip.model import CLIP
 
+from engine.user_errors import user_error
+
 OPENAI_TAG = "openai"
 
 # CoOp name -> open_clip config. OpenAI trained with QuickGELU, so the
@@ -72,6 +74,7 @@ ARCHITECTURE_SEED = 0
 TAG_SYNTAX_HINT = "open_clip names take an optional ':<pretrained tag>', e.g. 'ViT-B-16:laion2b_s34b_b88k'"
 
 
+@user_error  # train.py prints it without a traceback and exits with status 2
 class UnknownBackboneError(ValueError):
     """The backbone name is not one this toolbox can build."""
 

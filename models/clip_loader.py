@@ -36,6 +36,8 @@ import torch
 from open_clip.model import CLIP
 from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
+from engine.user_errors import user_error
+
 from .backbones import BackboneSpec, build_clip_architecture, parse_backbone_name
 from .state_dict_check import state_dict_problems
 
@@ -50,6 +52,7 @@ OPENAI_ARCHIVE_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 DOWNLOAD_PROBE_TIMEOUT_S = 3.0
 
 
+@user_error  # train.py prints it without a traceback and exits with status 2
 class WeightsNotFoundError(FileNotFoundError):
     """No weights file for the backbone; ``tried`` lists (place, outcome) in search order."""
 
@@ -58,6 +61,7 @@ class WeightsNotFoundError(FileNotFoundError):
         self.tried = list(tried or [])
 
 
+@user_error  # train.py prints it without a traceback and exits with status 2
 class WeightsFileError(RuntimeError):
     """A weights file exists but cannot be read safely as a dict of tensors."""
 

@@ -93,3 +93,29 @@ def test_zeroshot_clip_evaluates_the_demo_dataset(demo_data_root, tmp_path, caps
 def test_seed_zero_is_honoured(make_cfg):
     assert make_cfg("CoOp", "--seed", "0").SEED == 0
     assert make_cfg("CoOp").SEED == 1
+
+
+def test_missing_dataset_is_reported_without_traceback(tmp_path, capsys):
+    from engine.launch import main
+
+    args = common_args(str(tmp_path / "empty_root"), str(tmp_path / "x"))
+    args[args.index(DEMO_DATASET_CONFIG)] = os.path.join(REPO_ROOT, "configs", "datasets", "dtd.yaml")
+    assert main(list(map(str, args))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert os.path.join(str(tmp_path / "empty_root"), "dtd") in err and "DATASETS.md" in err
+
+
+def test_missing_weights_offline_lists_the_paths_tried(demo_data_root, tmp_path, capsys, monkeypatch):
+    from engine.launch import main
+
+    monkeypatch.setenv("CLIP_CACHE_DIR", str(tmp_path / "clip_cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = [*map(str, common_args(demo_data_root, str(tmp_path / "x"), trainer="ZeroshotCLIP")),
+            "--eval-only", "MODEL.BACKBONE.NAME", "ViT-B/16", "INPUT.SIZE", "(224, 224)"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert os.path.join(str(tmp_path / "clip_cache"), "ViT-B-16.pt") in err
+    assert "MODEL.BACKBONE.PATH" in err
