@@ -89,7 +89,7 @@ def test_sampling_reproduces_dassl_generate_fewshot_dataset(tmp_path):
     random.shuffle(records)  # labels in first-appearance order, not sorted
     train, val = records[:20], records[20:]
     random.seed(3)  # what set_random_seed(3) does before Dassl builds the dataset
-    dassl = DatasetBase()
+    dassl = DatasetBase(train_x=train)
     want_train = dassl.generate_fewshot_dataset(train, num_shots=3)
     want_val = dassl.generate_fewshot_dataset(val, num_shots=min(3, 4))
     rng = random.Random(3)
