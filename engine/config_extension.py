@@ -36,6 +36,19 @@ def _toolbox_keys(cfg):
     cfg.MODEL.BACKBONE.PATH = ""  # explicit CLIP weights file; searched first
 
 
+@config_extension
+def _reliability_keys(cfg):
+    # Also save a resumable checkpoint every N batches within an epoch (0: only at epoch
+    # ends, per TRAIN.CHECKPOINT_FREQ); a mid-epoch resume skips the batches already done.
+    cfg.TRAIN.CHECKPOINT_ITERS = 0
+    # Skip (and count) steps whose loss is NaN/inf; abort after this many in a row
+    # (1: abort at the first one, as Dassl does; 0: never abort).
+    cfg.TRAIN.MAX_NONFINITE_STEPS = 5
+    # An image that cannot be decoded: "fail" (stop, naming the file) or "skip" (drop it
+    # from its batch and report the count at the end of the epoch / test).
+    cfg.DATALOADER.CORRUPT_IMAGE = "fail"
+
+
 def extend_cfg(cfg):
     """Add every registered extension's keys to ``cfg`` (call before merging YAML)."""
     import datasets  # noqa: F401  (modules register their keys on import)

@@ -2,11 +2,17 @@
 
 Same flags and order as CoOp/MaPLe's train.py (defaults -> our keys -> dataset YAML
 -> trainer YAML -> flags -> trailing KEY VALUE opts), so their scripts carry over.
-Differences users asked for: ``--seed 0`` is honoured, and bad input ends in one
-clear line and a non-zero exit instead of a traceback.
+Differences users asked for: ``--seed 0`` is honoured, bad input ends in one
+clear line and a non-zero exit instead of a traceback, and a training run never
+silently reuses an output folder that holds a run: ``--resume`` (with no value: the
+output folder itself) continues it, ``--overwrite`` moves it aside first.
 """
 import argparse
+import os
+import os.path as osp
+import re
 import sys
+import time
 
 import torch
 
@@ -24,8 +30,12 @@ def build_arg_parser():
     parser = argparse.ArgumentParser(description="Train or evaluate a CLIP prompt learner.")
     parser.add_argument("--root", type=str, default="", help="path to dataset")
     parser.add_argument("--output-dir", type=str, default="", help="output directory")
-    parser.add_argument("--resume", type=str, default="",
-                        help="checkpoint directory (from which the training resumes)")
+    parser.add_argument("--resume", type=str, nargs="?", default="", const=RESUME_OUTPUT_DIR,
+                        help="resume training from the last checkpoint in this directory "
+                             "(no value: the output directory)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="if the output directory holds a previous run, move it aside "
+                             "(to <output-dir>.old-<time>) and start afresh")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed (0 is a seed like any other; negative means none)")
     parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
@@ -45,6 +55,33 @@ def build_arg_parser():
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command-line")
     return parser
+
+
+RESUME_OUTPUT_DIR = "<output-dir>"  # what a bare ``--resume`` stands for
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+
+def parse_args(argv=None):
+    """Parse train.py's command line; a bare ``--resume`` before KEY VALUE opts works too."""
+    args = build_arg_parser().parse_args(argv)
+    # argparse gives ``--resume OPTIM.LR 0.1`` the key as the directory: hand it back.
+    if args.resume and _CONFIG_KEY.match(args.resume) and not osp.exists(args.resume):
+        args.opts = [args.resume, *(args.opts or [])]
+        args.resume = RESUME_OUTPUT_DIR
+    # "the same command with --resume" usually means appended after the KEY VALUE opts,
+    # which argparse leaves in opts: take --resume [DIR] and --overwrite out of them.
+    opts, rest = [], list(args.opts or [])
+    while rest:
+        item = rest.pop(0)
+        if item == "--overwrite":
+            args.overwrite = True
+        elif item == "--resume":
+            takes_dir = rest and not rest[0].startswith("--") and not _CONFIG_KEY.match(rest[0])
+            args.resume = rest.pop(0) if takes_dir else RESUME_OUTPUT_DIR
+        else:
+            opts.append(item)
+    args.opts = opts
+    return args
 
 
 def reset_cfg(cfg, args):
@@ -79,6 +116,8 @@ def setup_cfg(args):
         merge_config_file(cfg, args.config_file)
     reset_cfg(cfg, args)
     merge_config_list(cfg, args.opts or [])
+    if cfg.RESUME == RESUME_OUTPUT_DIR:  # after the opts, which may set OUTPUT_DIR
+        cfg.RESUME = cfg.OUTPUT_DIR
     check_names(cfg)
     cfg.freeze()
     return cfg
@@ -99,6 +138,70 @@ def check_names(cfg):
             )
 
 
+class OutputDirInUse(UserError):
+    """The output folder holds a previous run and neither resume nor overwrite was asked."""
+
+
+def previous_run(output_dir):
+    """A short description of the run ``output_dir`` holds, or None if it holds none.
+
+    A run is a log saying "Finish training" or any checkpoint (a Dassl ``checkpoint``
+    pointer or ``model*.pth.tar*`` file in a model sub-folder).
+    """
+    if not osp.isdir(output_dir):
+        return None
+    checkpoints = []
+    finished = False
+    for entry in sorted(os.listdir(output_dir)):
+        path = osp.join(output_dir, entry)
+        if entry.startswith("log.txt") and osp.isfile(path):
+            try:
+                with open(path, errors="replace") as f:
+                    finished = finished or "Finish training" in f.read()
+            except OSError:
+                pass
+        elif osp.isdir(path) and entry != "tensorboard":
+            checkpoints += [
+                osp.join(entry, name) for name in sorted(os.listdir(path))
+                if name == "checkpoint" or name.startswith("model") and ".pth" in name
+            ]
+    if finished:
+        return "a finished run (its log says \"Finish training\")"
+    if checkpoints:
+        return f"checkpoints of an unfinished run ({', '.join(checkpoints[:3])}" + (
+            ", ...)" if len(checkpoints) > 3 else ")")
+    return None
+
+
+def check_output_dir(cfg, args):
+    """Refuse to train into a folder holding a run unless resuming or overwriting.
+
+    Returns a note to print once the logger is set up (or None). ``--overwrite`` renames
+    the old folder to ``<output-dir>.old-<YYYYmmdd-HHMMSS>`` (nothing is deleted).
+    """
+    if args.eval_only or args.no_train:
+        return None  # evaluation only adds a new log file next to the old ones
+    if args.overwrite and cfg.RESUME:
+        raise OutputDirInUse("--overwrite and --resume (or RESUME) contradict each other; pass one")
+    output_dir = osp.normpath(cfg.OUTPUT_DIR)
+    found = previous_run(output_dir)
+    if found is None or cfg.RESUME:
+        return None
+    if not args.overwrite:
+        raise OutputDirInUse(
+            f"Output directory {cfg.OUTPUT_DIR} already holds {found}. Pass --resume to "
+            "continue it from its last checkpoint, --overwrite to move it aside "
+            f"(to {output_dir}.old-<time>) and start afresh, or choose another --output-dir"
+        )
+    moved_to = f"{output_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+    suffix = 1
+    while osp.exists(moved_to):
+        moved_to = f"{output_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+        suffix += 1
+    os.replace(output_dir, moved_to)
+    return f"--overwrite: moved the previous run in {output_dir} ({found}) to {moved_to}"
+
+
 def print_args(args, cfg):
     print("***************")
     print("** Arguments **")
@@ -113,10 +216,13 @@ def print_args(args, cfg):
 
 def run(args):
     cfg = setup_cfg(args)
+    overwrite_note = check_output_dir(cfg, args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
     setup_logger(cfg.OUTPUT_DIR)
+    if overwrite_note:
+        print(overwrite_note)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
@@ -135,16 +241,28 @@ def run(args):
     return trainer
 
 
+def one_line(error):
+    """A user error's message as one line (a DataLoader worker wraps it in a traceback)."""
+    text = str(error)
+    if "Original Traceback" in text:  # re-raised from a worker: keep the original message
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = re.sub(r"^[\w.]+: ", "", last.strip())
+    return " ".join(text.split())
+
+
 def main(argv=None):
-    args = build_arg_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         run(args)
     except Exception as error:  # noqa: BLE001  (only user errors are shortened)
         if not is_user_error(error):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     return 0
 
 
-__all__ = ["build_arg_parser", "setup_cfg", "reset_cfg", "run", "main", "UserError"]
+__all__ = [
+    "build_arg_parser", "parse_args", "setup_cfg", "reset_cfg", "check_output_dir",
+    "previous_run", "OutputDirInUse", "run", "main", "UserError",
+]

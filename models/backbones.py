@@ -48,17 +48,17 @@ COOP_BACKBONES = {
 # standard so the ordinary CLIP tokenizer works unchanged.
 _TINY_TEXT_CFG = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=3)
 
-# Widths differ on purpose (vision 48 or 256 vs text 32) so code that
+# Widths differ on purpose (vision 48 or 256, text 32, joint embedding 40) so code that
 # hard-codes one width where another is meant fails on the tiny models too.
 TINY_BACKBONES = {
     "tiny-vit": dict(
-        embed_dim=32,
+        embed_dim=40,
         quick_gelu=True,
         vision_cfg=dict(image_size=32, patch_size=8, width=48, layers=3, head_width=24),  # 2 heads
         text_cfg=_TINY_TEXT_CFG,
     ),
     "tiny-rn": dict(
-        embed_dim=32,
+        embed_dim=40,
         quick_gelu=True,
         # ModifiedResNet: stem width 8, one bottleneck per stage -> 256 features,
         # attention pool with 256 // 64 = 4 heads; 32 px in -> 1x1 grid at the pool.

@@ -53,3 +53,18 @@ class ClassPromptAssembler(nn.Module):
                 parts = [prefix[i:i + 1], class_tokens, ctx[i:i + 1], rest]
             rows.append(torch.cat(parts, dim=1))
         return torch.cat(rows, dim=0)
+
+    def per_image(self, ctx):
+        """Prompts [B * n_cls, L, D] (image-major) for per-image contexts [B, n_ctx, D].
+
+        Only the "end" layout, which is what image-conditioned prompts (CoCoOp) use; the
+        frozen pieces are broadcast over the images instead of looping.
+        """
+        if self.position != "end":
+            raise ValueError("per-image prompts support CLASS_TOKEN_POSITION 'end' only")
+        batch, n_cls = ctx.shape[0], self.n_cls
+        prefix = self.token_prefix.unsqueeze(0).expand(batch, -1, -1, -1)
+        suffix = self.token_suffix.unsqueeze(0).expand(batch, -1, -1, -1)
+        ctx = ctx.to(prefix.dtype).unsqueeze(1).expand(-1, n_cls, -1, -1)
+        prompts = torch.cat([prefix, ctx, suffix], dim=2)
+        return prompts.reshape(batch * n_cls, *prompts.shape[2:])

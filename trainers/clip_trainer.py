@@ -1,13 +1,29 @@
 """What every CLIP trainer shares, so no trainer keeps its own copy.
 
 Loading the frozen CLIP (one loader), class names, batch parsing, mixed precision,
-the per-test-run text-feature cache, and loading prompt-only checkpoints.
-"""
-import os.path as osp
+the per-test-run text-feature cache, loading prompt-only checkpoints, and the
+reliability layer, written against Dassl's hooks so it works on both backends:
 
+* exact resume: checkpoints also hold the RNG states (torch, NumPy, Python; they fix
+  the sampler order and the augmentations), the GradScaler and the best val result,
+  and are written atomically; ``TRAIN.CHECKPOINT_ITERS`` adds mid-epoch checkpoints
+  whose resume replays the epoch's sampler order and skips the batches already done;
+* resume only when asked (``cfg.RESUME``), never silently from OUTPUT_DIR;
+* a non-finite loss skips its step with a warning and aborts the run after
+  ``TRAIN.MAX_NONFINITE_STEPS`` in a row.
+"""
+import datetime
+import os.path as osp
+import random
+import time
+
+import numpy as np
 import torch
 
-from engine import TrainerX, load_checkpoint
+from engine import AverageMeter, MetricMeter, TrainerX, load_checkpoint, mkdir_if_missing
+from engine.bundled.utils.checkpoint import POINTER_FILE
+from engine.bundled.utils.checkpoint import load_checkpoint as safe_load_checkpoint
+from engine.bundled.utils.checkpoint import save_checkpoint as atomic_save_checkpoint
 from engine.user_errors import UserError
 from models.clip_loader import input_resolution, load_clip_from_cfg
 from models.precision import autocast, check_precision, make_grad_scaler
@@ -18,10 +34,52 @@ class PromptCheckpointMismatch(UserError):
     """A prompt checkpoint whose keys or shapes do not fit the configured model."""
 
 
+class NonFiniteLossError(UserError):
+    """Too many training steps in a row had a NaN or infinite loss."""
+
+
+MID_EPOCH_CHECKPOINT = "model-mid-epoch.pth.tar"  # rewritten every TRAIN.CHECKPOINT_ITERS
+
+
+def rng_state():
+    """Every global RNG state as plain tensors and numbers (weights_only-loadable)."""
+    version, mt_state, gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss), "gauss": float(np_gauss),
+        },
+        "python": {"version": version, "state": torch.tensor(mt_state, dtype=torch.int64),
+                   "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state((
+        "MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+        np_state["has_gauss"], np_state["gauss"],
+    ))
+    py_state = state["python"]
+    random.setstate((py_state["version"], tuple(py_state["state"].tolist()), py_state["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class ClipTrainer(TrainerX):
     """Base for CLIP trainers. Subclasses set ``config_node`` (e.g. "COOP") for PREC."""
 
     config_node = None
+    _nonfinite_in_a_row = 0
+    _nonfinite_total = 0
+    _nonfinite_epoch = 0
+    _mid_epoch_resume = None  # (batches done, epoch-start RNG, RNG after them)
 
     @property
     def precision(self):
@@ -60,12 +118,223 @@ class ClipTrainer(TrainerX):
             self.model_backward_and_update(loss)
             return
         self.model_zero_grad()
-        self.detect_anomaly(loss)
+        if not self.check_finite_loss(loss):
+            return
         scaler.scale(loss).backward()
         for name in self.get_model_names():
             if self._optims[name] is not None:
                 scaler.step(self._optims[name])
         scaler.update()
+
+    def model_backward_and_update(self, loss, names=None):
+        """Dassl's zero_grad/backward/step, but a non-finite loss skips the step."""
+        if not self.check_finite_loss(loss):
+            self.model_zero_grad(names)
+            return
+        super().model_backward_and_update(loss, names)
+
+    def check_finite_loss(self, loss):
+        """True if ``loss`` is finite; else count it, warn, and return False (skip the step).
+
+        Raises NonFiniteLossError at TRAIN.MAX_NONFINITE_STEPS non-finite losses in a
+        row (0: never).
+        """
+        if bool(torch.isfinite(loss).all()):
+            self._nonfinite_in_a_row = 0
+            return True
+        self._nonfinite_in_a_row += 1
+        self._nonfinite_total += 1
+        self._nonfinite_epoch += 1
+        value = loss.detach().float().flatten()
+        value = value[~torch.isfinite(value)][0].item()
+        where = self._where()
+        limit = int(self.cfg.TRAIN.get("MAX_NONFINITE_STEPS", 5))
+        if 0 < limit <= self._nonfinite_in_a_row:
+            raise NonFiniteLossError(
+                f"Training aborted: the loss was non-finite ({value}) for "
+                f"{self._nonfinite_in_a_row} step(s) in a row, the last at {where} "
+                f"(TRAIN.MAX_NONFINITE_STEPS {limit}); lower OPTIM.LR, train in fp32 "
+                "(PREC), or check the data"
+            )
+        print(
+            f"Warning: non-finite loss ({value}) at {where}: step skipped "
+            f"({self._nonfinite_in_a_row} in a row, {self._nonfinite_total} in total)"
+        )
+        return False
+
+    def _where(self):
+        if "batch_idx" not in self.__dict__:
+            return f"epoch [{self.epoch + 1}/{self.max_epoch}]"
+        num_batches = self.__dict__.get("num_batches", "?")
+        return (f"epoch [{self.epoch + 1}/{self.max_epoch}] "
+                f"batch [{self.batch_idx + 1}/{num_batches}]")
+
+    # ------------------------------------------------------------------ training loop
+
+    def before_train(self):
+        # As Dassl's, except that a checkpoint is resumed only when asked (cfg.RESUME,
+        # train.py --resume): Dassl silently resumes from a non-empty OUTPUT_DIR.
+        if self.cfg.RESUME:
+            self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME)
+        else:
+            print("Training from scratch (RESUME is not set)")
+            self.start_epoch = 0
+        writer_dir = osp.join(self.output_dir, "tensorboard")
+        mkdir_if_missing(writer_dir)
+        self.init_writer(writer_dir)
+        self.time_start = time.time()
+
+    def run_epoch(self):
+        """Dassl's TrainerX epoch (same log line), plus mid-epoch checkpoints and resume."""
+        self.set_model_mode("train")
+        losses = MetricMeter()
+        batch_time = AverageMeter()
+        data_time = AverageMeter()
+        self.num_batches = len(self.train_loader_x)
+        print_freq = self.cfg.TRAIN.PRINT_FREQ
+        checkpoint_iters = int(self.cfg.TRAIN.get("CHECKPOINT_ITERS", 0))
+        self._nonfinite_epoch = 0
+
+        skip, rng_after_skip = 0, None
+        if self._mid_epoch_resume is not None:
+            skip, epoch_start_rng, rng_after_skip = self._mid_epoch_resume
+            self._mid_epoch_resume = None
+            # The epoch's start RNG state gives the same sampler order (and worker
+            # seeds); the batches already trained on are loaded again but not used.
+            set_rng_state(epoch_start_rng)
+            print(f"Resuming epoch [{self.epoch + 1}/{self.max_epoch}] after batch "
+                  f"[{skip}/{self.num_batches}]: skipping the batches already done")
+        self._epoch_start_rng = rng_state()
+
+        end = time.time()
+        for self.batch_idx, batch in enumerate(self.train_loader_x):
+            if self.batch_idx < skip:
+                if self.batch_idx + 1 == skip:
+                    set_rng_state(rng_after_skip)
+                end = time.time()
+                continue
+            data_time.update(time.time() - end)
+            loss_summary = self.forward_backward(batch)
+            batch_time.update(time.time() - end)
+            losses.update(loss_summary)
+
+            meet_freq = (self.batch_idx + 1) % print_freq == 0
+            if meet_freq or self.num_batches < print_freq:
+                batches_left = (self.num_batches - self.batch_idx - 1) + (
+                    self.max_epoch - self.epoch - 1
+                ) * self.num_batches
+                eta = datetime.timedelta(seconds=int(batch_time.avg * batches_left))
+                print(" ".join([
+                    f"epoch [{self.epoch + 1}/{self.max_epoch}]",
+                    f"batch [{self.batch_idx + 1}/{self.num_batches}]",
+                    f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
+                    f"data {data_time.val:.3f} ({data_time.avg:.3f})",
+                    f"{losses}",
+                    f"lr {self.get_current_lr():.4e}",
+                    f"eta {eta}",
+                ]))
+
+            n_iter = self.epoch * self.num_batches + self.batch_idx
+            for name, meter in losses.meters.items():
+                self.write_scalar("train/" + name, meter.avg, n_iter)
+            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+
+            done = self.batch_idx + 1
+            if checkpoint_iters > 0 and done % checkpoint_iters == 0 and done < self.num_batches:
+                self.save_mid_epoch_checkpoint(done)
+            end = time.time()
+
+        if self._nonfinite_epoch:
+            print(f"Skipped {self._nonfinite_epoch} step(s) with a non-finite loss in epoch "
+                  f"[{self.epoch + 1}/{self.max_epoch}] ({self._nonfinite_total} in total)")
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def resume_state(self, batches_done=0):
+        """What, besides weights/optimizer/scheduler, an exact resume needs."""
+        scaler = self.__dict__.get("scaler")
+        return {
+            "rng": rng_state(),
+            "batches_done": batches_done,
+            "epoch_start_rng": self.__dict__.get("_epoch_start_rng") if batches_done else None,
+            "best_result": float(self.best_result),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+        }
+
+    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+        """Dassl's checkpoint (epoch + 1 = epochs done), written atomically, with the
+        resume state; on Dassl too, since the bundled save_checkpoint is used."""
+        self._save_checkpoints(directory, epoch + 1, self.resume_state(), is_best=is_best,
+                               val_result=val_result, model_name=model_name)
+
+    def save_mid_epoch_checkpoint(self, batches_done):
+        """A checkpoint after ``batches_done`` batches of the current epoch."""
+        self._save_checkpoints(self.output_dir, self.epoch, self.resume_state(batches_done),
+                               model_name=MID_EPOCH_CHECKPOINT)
+
+    def _save_checkpoints(self, directory, epochs_done, resume, is_best=False, val_result=None,
+                          model_name=""):
+        for name in self.get_model_names():
+            optim = self._optims[name]
+            sched = self._scheds[name]
+            atomic_save_checkpoint(
+                {
+                    "state_dict": self._models[name].state_dict(),
+                    "epoch": epochs_done,
+                    "optimizer": optim.state_dict() if optim is not None else None,
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "val_result": val_result,
+                    "resume_state": resume,
+                },
+                osp.join(directory, name),
+                is_best=is_best,
+                model_name=model_name,
+            )
+
+    def resume_model_if_exist(self, directory):
+        """Restore the checkpoints named by each model's ``checkpoint`` file; return the
+        0-based epoch to start from. RNG, GradScaler, best val result and a mid-epoch
+        position are restored too when the checkpoint has them."""
+        names = self.get_model_names()
+        if not names or any(not osp.isfile(osp.join(directory, n, POINTER_FILE)) for n in names):
+            print("No checkpoint found, train from scratch")
+            return 0
+        print(f"Found checkpoint at {directory} (will resume training)")
+        start_epoch, resume = 0, None
+        for name in names:
+            fdir = osp.join(directory, name)
+            with open(osp.join(fdir, POINTER_FILE)) as f:
+                fpath = osp.join(fdir, f.readline().strip())
+            print(f'Loading checkpoint from "{fpath}"')
+            checkpoint = safe_load_checkpoint(fpath)
+            load_prompt_state(self._models[name], checkpoint["state_dict"], fpath)
+            print("Loaded model weights")
+            if self._optims[name] is not None and checkpoint.get("optimizer") is not None:
+                self._optims[name].load_state_dict(checkpoint["optimizer"])
+                print("Loaded optimizer")
+            if self._scheds[name] is not None and checkpoint.get("scheduler") is not None:
+                self._scheds[name].load_state_dict(checkpoint["scheduler"])
+                print("Loaded scheduler")
+            start_epoch = checkpoint["epoch"]
+            resume = resume or checkpoint.get("resume_state")
+        print(f"Previous epoch: {start_epoch}")
+        if resume is None:  # written by another toolbox: weights and optimizer only
+            print("The checkpoint has no RNG state: the resumed run will not repeat the "
+                  "uninterrupted one exactly")
+            return start_epoch
+        self.best_result = resume.get("best_result", self.best_result)
+        scaler = self.__dict__.get("scaler")
+        if scaler is not None and resume.get("scaler") is not None:
+            scaler.load_state_dict(resume["scaler"])
+        if resume.get("batches_done"):
+            self._mid_epoch_resume = (
+                resume["batches_done"], resume["epoch_start_rng"], resume["rng"]
+            )
+            print(f"Resuming inside epoch {start_epoch + 1} after "
+                  f"{resume['batches_done']} batch(es)")
+        else:
+            set_rng_state(resume["rng"])
+        return start_epoch
 
     def finish_batch(self):
         """Dassl convention: trainers step the LR once per epoch, after the last batch."""
@@ -108,6 +377,7 @@ class ClipTrainer(TrainerX):
             }
             print(f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint["epoch"]})')
             load_prompt_state(self._models[name], state_dict, model_path)
+        self.clear_text_feature_cache()  # features of the old prompts must not be reused
 
 
 def load_prompt_state(module, state_dict, source):

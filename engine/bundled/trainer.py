@@ -3,7 +3,9 @@
 The control flow, hook order, checkpoint layout and log lines follow Dassl 0.6.3
 so trainers and log parsers written for it work unchanged. Deliberate differences:
 ``load_model`` copes with checkpoints that have no ``val_result`` (Dassl issue #56),
-and checkpoints are written atomically and read with ``weights_only=True``.
+checkpoints are written atomically and read with ``weights_only=True``, and
+``before_train`` resumes only when ``cfg.RESUME`` is set (Dassl also resumes from a
+non-empty OUTPUT_DIR silently).
 """
 import datetime
 import os.path as osp
@@ -245,8 +247,14 @@ class SimpleTrainer(TrainerBase):
         super().train(self.start_epoch, self.max_epoch)
 
     def before_train(self):
-        directory = self.cfg.RESUME if self.cfg.RESUME else self.cfg.OUTPUT_DIR
-        self.start_epoch = self.resume_model_if_exist(directory)
+        # Dassl resumes from OUTPUT_DIR whenever it holds checkpoints; we resume only when
+        # asked (RESUME / train.py --resume), and train.py refuses to train into a folder
+        # holding a run otherwise, so nothing is continued or overwritten silently.
+        if self.cfg.RESUME:
+            self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME)
+        else:
+            print("Training from scratch (RESUME is not set)")
+            self.start_epoch = 0
         writer_dir = osp.join(self.output_dir, "tensorboard")
         mkdir_if_missing(writer_dir)
         self.init_writer(writer_dir)

@@ -2,12 +2,21 @@
 import torch
 from PIL import Image
 from tabulate import tabulate
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import Compose, Normalize, Resize, ToTensor
 
 from engine.bundled.data.dataset_base import build_dataset
 from engine.bundled.data.samplers import build_sampler
 from engine.bundled.data.transforms import INTERPOLATION_MODES, build_transform
+from engine.user_errors import UserError, user_error
+
+CORRUPT_IMAGE_POLICIES = ("fail", "skip")  # DATALOADER.CORRUPT_IMAGE
+SKIPPED_KEY = "_skipped_impaths"  # batch key the skip-collate uses; removed by the loader
+
+
+@user_error  # train.py shows it as one line ("error: Cannot read image ...")
+class CorruptImageError(OSError):
+    """An image file that cannot be decoded (the message names the file)."""
 
 
 def read_image(path):
@@ -20,7 +29,63 @@ def read_image(path):
         with Image.open(path) as img:
             return img.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise OSError(f'Cannot read image "{path}": {exc}') from exc
+        raise CorruptImageError(
+            f'Cannot read image "{path}": {" ".join(str(exc).split())} (set '
+            'DATALOADER.CORRUPT_IMAGE skip to drop unreadable images and count them)'
+        ) from exc
+
+
+def corrupt_image_policy(cfg):
+    policy = str(cfg.DATALOADER.get("CORRUPT_IMAGE", "fail")).lower()
+    if policy not in CORRUPT_IMAGE_POLICIES:
+        raise UserError(
+            f"DATALOADER.CORRUPT_IMAGE is {policy!r}; choose one of "
+            f"{', '.join(CORRUPT_IMAGE_POLICIES)}"
+        )
+    return policy
+
+
+class SkippedImage:
+    """What DatasetWrapper returns for an unreadable image under CORRUPT_IMAGE "skip"."""
+
+    def __init__(self, impath, reason):
+        self.impath = impath
+        self.reason = reason
+
+
+def collate_skipping_corrupt(items):
+    """default_collate over the readable items; the skipped paths go under SKIPPED_KEY."""
+    good = [item for item in items if not isinstance(item, SkippedImage)]
+    batch = default_collate(good) if good else {}
+    batch[SKIPPED_KEY] = [item.impath for item in items if isinstance(item, SkippedImage)]
+    return batch
+
+
+class SkipCountingDataLoader(DataLoader):
+    """A DataLoader (CORRUPT_IMAGE "skip") that drops unreadable images and counts them.
+
+    ``skipped_images`` lists the files dropped in the current (or last) pass; at the end
+    of each pass (an epoch or a test run) the count is printed. A batch whose images are
+    all unreadable is left out of the pass.
+    """
+
+    skipped_images = ()
+
+    def __iter__(self):
+        self.skipped_images = []
+        for batch in super().__iter__():
+            skipped = batch.pop(SKIPPED_KEY, [])
+            if skipped:
+                self.skipped_images.extend(skipped)
+                for impath in skipped:
+                    print(f'Warning: skipped unreadable image "{impath}"')
+            if batch:
+                yield batch
+        if self.skipped_images:
+            print(
+                f"Skipped {len(self.skipped_images)} unreadable image(s) in this pass over "
+                f"{len(self.dataset)} images (DATALOADER.CORRUPT_IMAGE skip)"
+            )
 
 
 class DatasetWrapper(Dataset):
@@ -39,6 +104,7 @@ class DatasetWrapper(Dataset):
         # Several augmented views per image only make sense while training.
         self.k_tfm = cfg.DATALOADER.K_TRANSFORMS if is_train else 1
         self.return_img0 = cfg.DATALOADER.RETURN_IMG0
+        self.corrupt_image = corrupt_image_policy(cfg)
 
         if self.k_tfm > 1 and transform is None:
             raise ValueError(
@@ -63,7 +129,12 @@ class DatasetWrapper(Dataset):
             "impath": item.impath,
             "index": idx,
         }
-        img0 = read_image(item.impath)
+        try:
+            img0 = read_image(item.impath)
+        except CorruptImageError as exc:
+            if self.corrupt_image != "skip":
+                raise
+            return SkippedImage(item.impath, str(exc))
 
         if self.transform is None:
             output["img"] = img0
@@ -94,9 +165,12 @@ def build_data_loader(
     if dataset_wrapper is None:
         dataset_wrapper = DatasetWrapper
 
-    loader = DataLoader(
+    skip_corrupt = corrupt_image_policy(cfg) == "skip"
+    loader_class = SkipCountingDataLoader if skip_corrupt else DataLoader
+    loader = loader_class(
         dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train),
         batch_size=batch_size,
+        **({"collate_fn": collate_skipping_corrupt} if skip_corrupt else {}),
         sampler=sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         # Keep the last partial batch when the whole set is smaller than one batch

@@ -1,0 +1,187 @@
+# Shared logic of the sweep scripts (scripts/<method>/*.sh); sourced, never run.
+#
+# The caller has cd'ed to the repo root and set TRAINER (and, where it has one, a
+# default CFG). Environment knobs, all optional:
+#   DATA=data          dataset root (--root)
+#   OUTPUT=output      where run folders go
+#   CFG=...            trainer config name: configs/trainers/${CONFIG_DIR}/${CFG}.yaml
+#   CONFIG_DIR=$TRAINER
+#   SHOTS=16           shots for base-to-new and cross-dataset training
+#   EPOCHS=N           override OPTIM.MAX_EPOCH (training and the epoch loaded for tests)
+#   PYTHON=python3
+# Trailing KEY VALUE arguments after a script's positional ones go to train.py as
+# config overrides, for training and testing alike.
+#
+# A run is skipped when its folder already holds a log with a final "* accuracy:" line.
+
+PYTHON=${PYTHON:-python3}
+DATA=${DATA:-data}
+OUTPUT=${OUTPUT:-output}
+SHOTS=${SHOTS:-16}
+
+rpp_die() {
+    echo "error: $*" >&2
+    exit 2
+}
+
+rpp_usage() {  # rpp_usage "ARGS" NEEDED GIVEN
+    if [ "$3" -lt "$2" ]; then
+        echo "usage: bash $0 $1 [KEY VALUE ...]" >&2
+        exit 2
+    fi
+}
+
+rpp_trainer_cfg() {  # path of the trainer config, which must exist
+    local file="configs/trainers/${CONFIG_DIR:-$TRAINER}/${CFG}.yaml"
+    [ -f "$file" ] || rpp_die "no trainer config $file (set CFG / CONFIG_DIR)"
+    echo "$file"
+}
+
+rpp_dataset_cfg() {  # rpp_dataset_cfg DATASET
+    local file="configs/datasets/$1.yaml"
+    [ -f "$file" ] || rpp_die "no dataset config $file"
+    echo "$file"
+}
+
+# rpp_is_done DIR train|eval: does a log in DIR end its run with an accuracy line?
+# Training logs count only an accuracy printed after "Finish training" (per-epoch val
+# results do not); eval-only logs any. Re-runs write log.txt-<time>, so all are read.
+rpp_is_done() {
+    local dir=$1 mode=$2 log
+    for log in "$dir"/log.txt "$dir"/log.txt-*; do
+        [ -f "$log" ] || continue
+        if awk -v mode="$mode" '
+            /^Finish(ed)? training/ { finished = 1 }
+            /^\* accuracy:/ { if (mode != "train" || finished) found = 1 }
+            END { exit found ? 0 : 1 }' "$log"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+rpp_skip_if_done() {  # rpp_skip_if_done DIR train|eval; true (0) when the run is skipped
+    if rpp_is_done "$1" "$2"; then
+        echo "Results are available in $1; skipping this run (delete the folder to redo it)."
+        return 0
+    fi
+    return 1
+}
+
+# rpp_max_epoch CFG_FILE [KEY VALUE ...]: the epoch the last checkpoint is saved at,
+# i.e. OPTIM.MAX_EPOCH as train.py sees it: the trailing overrides (which come last on
+# its command line), else EPOCHS, else the file, else the engine's default.
+rpp_max_epoch() {
+    local file=$1 epoch=""
+    shift
+    while [ $# -ge 2 ]; do
+        if [ "$1" = "OPTIM.MAX_EPOCH" ]; then epoch=$2; fi
+        shift 2
+    done
+    if [ -z "$epoch" ]; then epoch=${EPOCHS:-}; fi
+    if [ -z "$epoch" ]; then
+        epoch=$("$PYTHON" -c 'import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1])) or {}
+print((cfg.get("OPTIM") or {}).get("MAX_EPOCH", ""))' "$file")
+    fi
+    if [ -z "$epoch" ]; then
+        epoch=$("$PYTHON" -c 'from engine import get_cfg_default; print(get_cfg_default().OPTIM.MAX_EPOCH)')
+    fi
+    echo "$epoch"
+}
+
+rpp_epoch_opts() {  # the EPOCHS override as config opts (nothing when unset)
+    if [ -n "${EPOCHS:-}" ]; then
+        echo "OPTIM.MAX_EPOCH $EPOCHS"
+    fi
+}
+
+rpp_require_model() {  # rpp_require_model MODEL_DIR EPOCH
+    if ! compgen -G "$1/*/model.pth.tar-$2" > /dev/null; then
+        rpp_die "no checkpoint of epoch $2 under $1 (train it first)"
+    fi
+}
+
+# rpp_train DIR DATASET SUBSAMPLE SHOTS SEED [KEY VALUE ...]
+rpp_train() {
+    local dir=$1 dataset=$2 subsample=$3 shots=$4 seed=$5 cfg_file dataset_file
+    shift 5
+    rpp_skip_if_done "$dir" train && return 0
+    cfg_file=$(rpp_trainer_cfg)
+    dataset_file=$(rpp_dataset_cfg "$dataset")
+    # shellcheck disable=SC2046
+    "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
+        --dataset-config-file "$dataset_file" \
+        --config-file "$cfg_file" --output-dir "$dir" \
+        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES "$subsample" \
+        $(rpp_epoch_opts) "$@"
+}
+
+# rpp_test DIR MODEL_DIR DATASET SUBSAMPLE SEED [KEY VALUE ...]: eval the last epoch.
+rpp_test() {
+    local dir=$1 model_dir=$2 dataset=$3 subsample=$4 seed=$5 cfg_file dataset_file epoch
+    shift 5
+    rpp_skip_if_done "$dir" eval && return 0
+    cfg_file=$(rpp_trainer_cfg)
+    dataset_file=$(rpp_dataset_cfg "$dataset")
+    epoch=$(rpp_max_epoch "$cfg_file" "$@")
+    rpp_require_model "$model_dir" "$epoch"
+    # shellcheck disable=SC2046
+    "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
+        --dataset-config-file "$dataset_file" \
+        --config-file "$cfg_file" --output-dir "$dir" \
+        --model-dir "$model_dir" --load-epoch "$epoch" --eval-only \
+        DATASET.SUBSAMPLE_CLASSES "$subsample" $(rpp_epoch_opts) "$@"
+}
+
+# rpp_base2new DATASET SEED [KEY VALUE ...]: train on base classes, test on new ones.
+rpp_base2new() {
+    rpp_usage "DATASET SEED" 2 $#
+    local dataset=$1 seed=$2 common train_dir test_dir
+    shift 2
+    common="${dataset}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${seed}"
+    train_dir="${OUTPUT}/base2new/train_base/${common}"
+    test_dir="${OUTPUT}/base2new/test_new/${common}"
+    rpp_train "$train_dir" "$dataset" base "$SHOTS" "$seed" "$@"
+    rpp_test "$test_dir" "$train_dir" "$dataset" new "$seed" DATASET.NUM_SHOTS "$SHOTS" "$@"
+}
+
+rpp_xd_model_dir() {  # rpp_xd_model_dir SEED: the cross-dataset source model's folder
+    echo "${OUTPUT}/${SOURCE:-imagenet}/${TRAINER}/${CFG}_${SHOTS}shots/seed$1"
+}
+
+# rpp_xd_train SEED [KEY VALUE ...]: train on all classes of SOURCE (default imagenet).
+rpp_xd_train() {
+    rpp_usage "SEED" 1 $#
+    local seed=$1
+    shift
+    rpp_train "$(rpp_xd_model_dir "$seed")" "${SOURCE:-imagenet}" all "$SHOTS" "$seed" "$@"
+}
+
+# rpp_xd_test DATASET SEED [KEY VALUE ...]: evaluate the source model on a target's test set.
+rpp_xd_test() {
+    rpp_usage "DATASET SEED" 2 $#
+    local dataset=$1 seed=$2
+    shift 2
+    rpp_test "${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${dataset}/seed${seed}" \
+        "$(rpp_xd_model_dir "$seed")" "$dataset" all "$seed" "$@"
+}
+
+# rpp_dg_test SEED [KEY VALUE ...]: rpp_xd_test on each ImageNet variant (TARGETS).
+rpp_dg_test() {
+    rpp_usage "SEED" 1 $#
+    local seed=$1 target
+    shift
+    for target in ${TARGETS:-imagenetv2 imagenet_sketch imagenet_a imagenet_r}; do
+        rpp_xd_test "$target" "$seed" "$@"
+    done
+}
+
+# rpp_few_shot DATASET SHOTS SEED [KEY VALUE ...]: train and test on all classes.
+rpp_few_shot() {
+    rpp_usage "DATASET SHOTS SEED" 3 $#
+    local dataset=$1 shots=$2 seed=$3
+    shift 3
+    rpp_train "${OUTPUT}/${dataset}/${TRAINER}/${CFG}_${shots}shots/seed${seed}" \
+        "$dataset" all "$shots" "$seed" "$@"
+}

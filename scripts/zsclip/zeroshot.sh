@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Zero-shot CLIP (hand-crafted template) on DATASET's test set: all, base or new classes.
+# Usage: bash scripts/zsclip/zeroshot.sh DATASET [base|new|all] [KEY VALUE ...]   (env: see scripts/common.sh)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/common.sh
+TRAINER=${TRAINER:-ZeroshotCLIP}
+CONFIG_DIR=${CONFIG_DIR:-CoOp}
+CFG=${CFG:-vit_b16}
+rpp_usage "DATASET [base|new|all]" 1 $#
+DATASET=$1
+SUB=all
+case "${2:-}" in
+    base | new | all) SUB=$2; shift ;;
+    "" | *.*) ;;  # none, or the first KEY of the overrides
+    *) rpp_die "the class subset must be base, new or all, got '$2'" ;;
+esac
+shift
+case "$SUB" in
+    all) DIR="${OUTPUT}/${TRAINER}/${CFG}/${DATASET}" ;;
+    *) DIR="${OUTPUT}/base2new/test_${SUB}/${DATASET}/${TRAINER}/${CFG}" ;;
+esac
+rpp_skip_if_done "$DIR" eval && exit 0
+CFG_FILE=$(rpp_trainer_cfg)
+DATASET_FILE=$(rpp_dataset_cfg "$DATASET")
+"$PYTHON" train.py --root "$DATA" --trainer "$TRAINER" \
+    --dataset-config-file "$DATASET_FILE" --config-file "$CFG_FILE" \
+    --output-dir "$DIR" --eval-only DATASET.SUBSAMPLE_CLASSES "$SUB" "$@"

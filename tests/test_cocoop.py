@@ -1,0 +1,173 @@
+"""CoCoOp on the tiny CLIP: parameters, training, batched conditioning, checkpoints."""
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import REPO_ROOT
+from engine import build_trainer, get_cfg_default
+from engine.config_extension import extend_cfg
+from trainers.clip_trainer import PromptCheckpointMismatch
+from trainers.cocoop import build_meta_net, image_feature_dim
+
+TINY_COCOOP_CONFIG = os.path.join(REPO_ROOT, "configs", "trainers", "CoCoOp", "tiny_vit.yaml")
+PROMPT_KEYS = ["ctx", "meta_net.linear1.weight", "meta_net.linear1.bias",
+               "meta_net.linear2.weight", "meta_net.linear2.bias"]
+
+
+@pytest.fixture
+def make_cocoop(make_cfg):
+    def build(*opts, output_dir=None):
+        cfg = make_cfg("CoCoOp", "DATASET.NUM_SHOTS", 2, *opts,
+                       config_file=TINY_COCOOP_CONFIG, output_dir=output_dir)
+        return build_trainer(cfg)
+    return build
+
+
+def scramble_meta_net(trainer, seed=0):
+    """Give the meta-net weights large enough that the per-image shift matters."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in trainer.model.prompt_learner.meta_net.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator))
+
+
+def test_config_keys_and_defaults():
+    cfg = extend_cfg(get_cfg_default())
+    assert dict(cfg.TRAINER.COCOOP) == {"N_CTX": 16, "CTX_INIT": "", "PREC": "fp16"}
+
+
+def test_image_feature_dim_is_the_clip_embed_dim():
+    from models.clip_loader import load_clip
+
+    clip_model = load_clip("tiny-rn")  # ResNet tower: 256 features pooled to embed dim 32
+    assert image_feature_dim(clip_model) == clip_model.text_projection.shape[1] == 40
+
+
+def test_meta_net_widths_come_from_the_model():
+    net = build_meta_net(512, 768)  # e.g. ViT-L/14: image features 768, text width 768
+    assert net.linear1.weight.shape == (32, 512) and net.linear2.weight.shape == (768, 32)
+    assert build_meta_net(8, 4).linear1.out_features == 1  # never zero-width
+
+
+def test_only_ctx_and_meta_net_are_trainable_and_registered(make_cocoop, restore_stdout):
+    trainer = make_cocoop()
+    trainable = {n: tuple(p.shape) for n, p in trainer.model.named_parameters() if p.requires_grad}
+    image = next(iter(trainer.test_loader))["img"][:1]
+    with torch.no_grad():
+        vis_dim = trainer.model.image_encoder(image).shape[-1]  # the CLIP embed dim
+    width = trainer.model.text_encoder.token_embedding.weight.shape[1]
+    hidden = vis_dim // 16
+    assert trainable == {
+        "prompt_learner.ctx": (4, width),  # "a photo of a" = 4 tokens
+        "prompt_learner.meta_net.linear1.weight": (hidden, vis_dim),
+        "prompt_learner.meta_net.linear1.bias": (hidden,),
+        "prompt_learner.meta_net.linear2.weight": (width, hidden),
+        "prompt_learner.meta_net.linear2.bias": (width,),
+    }
+    n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    assert n_params == 4 * width + hidden * vis_dim + hidden + width * hidden + width
+    assert trainer.get_model_names() == ["prompt_learner"]
+    assert list(trainer.model.prompt_learner.state_dict()) == PROMPT_KEYS
+
+
+def test_random_init_uses_n_ctx(make_cocoop, restore_stdout):
+    trainer = make_cocoop("TRAINER.COCOOP.CTX_INIT", "", "TRAINER.COCOOP.N_CTX", 8)
+    assert trainer.model.prompt_learner.ctx.shape[0] == 8
+
+
+def test_training_steps_lower_the_loss_and_change_only_the_prompt(make_cocoop, restore_stdout):
+    trainer = make_cocoop("DATALOADER.TRAIN_X.BATCH_SIZE", 4)
+    batch = next(iter(trainer.train_loader_x))
+    for group in trainer.optim.param_groups:
+        group["lr"] = 0.05
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.batch_idx, trainer.num_batches = 0, 1000  # no LR step inside the loop
+    losses = [trainer.forward_backward(batch)["loss"] for _ in range(5)]
+    assert losses[-1] < losses[0], losses
+    for name, param in trainer.model.named_parameters():
+        changed = not torch.equal(param.detach(), before[name])
+        assert changed == name.startswith("prompt_learner."), name
+
+
+def per_image_reference_logits(model, images):
+    """CoCoOp as published: one text-encoder call per image, prompts via the assembler."""
+    learner = model.prompt_learner
+    rows = []
+    for image in images:
+        image_feature = model.image_encoder(image.unsqueeze(0))
+        ctx = learner.ctx + learner.meta_net(image_feature)  # [n_ctx, D]
+        prompts = learner.assembler(ctx)
+        text = F.normalize(model.text_encoder(prompts, learner.tokenized_prompts).float(), dim=-1)
+        image_feature = F.normalize(image_feature.float(), dim=-1)
+        rows.append(model.logit_scale.exp().float() * image_feature @ text.t())
+    return torch.cat(rows)
+
+
+@pytest.mark.parametrize("max_text_sequences", [4096, 10, 25])
+def test_batched_conditioning_equals_a_per_image_loop(make_cocoop, restore_stdout,
+                                                      max_text_sequences):
+    trainer = make_cocoop()
+    scramble_meta_net(trainer)
+    model = trainer.model.eval()
+    model.max_text_sequences = max_text_sequences  # 10 classes: 1 or 2 images per call
+    images = next(iter(trainer.test_loader))["img"][:5]
+    with torch.no_grad():
+        expected = per_image_reference_logits(model, images)
+        got = trainer.model_inference(images)
+    assert got.shape == (5, 10)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(got[0], got[1]), "different images, different class prompts"
+
+
+def test_text_encoder_runs_once_per_chunk(make_cocoop, restore_stdout, monkeypatch):
+    trainer = make_cocoop()
+    calls = []
+    original = trainer.model.text_encoder.forward
+
+    def counting_forward(prompts, tokenized, *args, **kwargs):
+        calls.append(prompts.shape[0])
+        return original(prompts, tokenized, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.model.text_encoder, "forward", counting_forward)
+    images = next(iter(trainer.test_loader))["img"][:5]
+    with torch.no_grad():
+        trainer.model_inference(images)
+        assert calls == [50]
+        calls.clear()
+        trainer.model.max_text_sequences = 25
+        trainer.model_inference(images)
+        assert calls == [20, 20, 10]
+
+
+def test_bf16_autocast_runs(make_cocoop, restore_stdout):
+    trainer = make_cocoop("TRAINER.COCOOP.PREC", "bf16")
+    images = next(iter(trainer.test_loader))["img"][:3]
+    with torch.no_grad():
+        logits = trainer.model_inference(images)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+
+
+def test_prompt_only_checkpoint_round_trip(make_cocoop, tmp_path, restore_stdout):
+    out = str(tmp_path / "run")
+    trained = make_cocoop(output_dir=out)
+    scramble_meta_net(trained, seed=1)
+    with torch.no_grad():
+        trained.model.prompt_learner.ctx.add_(0.1)
+    trained.save_model(0, out)
+    checkpoint = torch.load(os.path.join(out, "prompt_learner", "model.pth.tar-1"),
+                            weights_only=True)
+    assert list(checkpoint["state_dict"]) == PROMPT_KEYS, "no frozen CLIP weights"
+
+    fresh = make_cocoop()
+    fresh.load_model(out, epoch=1)
+    for key, value in trained.model.prompt_learner.state_dict().items():
+        assert torch.equal(fresh.model.prompt_learner.state_dict()[key], value), key
+    images = next(iter(fresh.test_loader))["img"][:4]
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.model_inference(images), trained.model_inference(images))
+
+    other = make_cocoop("TRAINER.COCOOP.CTX_INIT", "", "TRAINER.COCOOP.N_CTX", 8)
+    with pytest.raises(PromptCheckpointMismatch, match=r"ctx: file \(4, 32\) vs model \(8, 32\)"):
+        other.load_model(out, epoch=1)

@@ -1,0 +1,248 @@
+"""The sweep scripts (scripts/{coop,cocoop,zsclip}/*.sh and scripts/common.sh).
+
+Most tests swap PYTHON for a stub that prints each train.py command line instead of
+running it, so every script's configs, folders and --load-epoch are checked in
+milliseconds; one slow test runs a real base-to-new sweep on the demo data.
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+ACCURACY = re.compile(r"^\* accuracy: [\d.]+%$", re.M)
+SCRIPTS = [
+    f"scripts/{method}/{name}.sh"
+    for method in ("coop", "cocoop")
+    for name in ("base2new", "xd_train", "xd_test", "dg_test", "few_shot")
+] + ["scripts/zsclip/zeroshot.sh"]
+
+
+def run_script(script, *args, env=None, timeout=60):
+    full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run(
+        ["bash", os.path.join(REPO_ROOT, script), *map(str, args)],
+        cwd="/", env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def dry(tmp_path):
+    """Run a script with train.py replaced by an echo; returns (result, [parsed commands])."""
+    stub = tmp_path / "python-stub"
+    stub.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = train.py ]; then echo "TRAIN $*"; exit 0; fi\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    stub.chmod(0o755)
+    output = tmp_path / "output"
+
+    def run(script, *args, **env):
+        env = {"PYTHON": str(stub), "OUTPUT": str(output), "DATA": "/data", **env}
+        result = run_script(script, *args, env=env)
+        commands = [parse_command(line[len("TRAIN "):])
+                    for line in result.stdout.splitlines() if line.startswith("TRAIN ")]
+        return result, commands
+
+    run.output = str(output)
+    return run
+
+
+def parse_command(line):
+    words = shlex.split(line)
+    assert words[0] == "train.py"
+    flags, opts, i = {}, {}, 1
+    while i < len(words):
+        if words[i] == "--eval-only":
+            flags["--eval-only"] = True
+            i += 1
+        elif words[i].startswith("--"):
+            flags[words[i]] = words[i + 1]
+            i += 2
+        else:
+            opts[words[i]] = words[i + 1]
+            i += 2
+    return {"flags": flags, "opts": opts}
+
+
+def fake_checkpoint(model_dir, epoch):
+    os.makedirs(os.path.join(model_dir, "prompt_learner"), exist_ok=True)
+    open(os.path.join(model_dir, "prompt_learner", f"model.pth.tar-{epoch}"), "w").close()
+
+
+def test_scripts_parse_and_are_executable():
+    for script in SCRIPTS + ["scripts/common.sh"]:
+        path = os.path.join(REPO_ROOT, script)
+        assert subprocess.run(["bash", "-n", path]).returncode == 0, script
+    for script in SCRIPTS:
+        assert os.access(os.path.join(REPO_ROOT, script), os.X_OK), script
+        text = open(os.path.join(REPO_ROOT, script)).read()
+        assert "set -euo pipefail" in text and ". scripts/common.sh" in text, script
+
+
+@pytest.mark.parametrize("script, dataset, cfg_file, epoch", [
+    ("scripts/coop/base2new.sh", "oxford_pets", "CoOp/vit_b16_ctxv1", 200),
+    ("scripts/coop/base2new.sh", "imagenet", "CoOp/vit_b16_ep50_ctxv1", 50),
+    ("scripts/cocoop/base2new.sh", "caltech101", "CoCoOp/vit_b16_c4_ep10_batch1_ctxv1", 10),
+])
+def test_base2new_trains_on_base_and_tests_new(dry, script, dataset, cfg_file, epoch):
+    trainer, cfg = cfg_file.split("/")
+    common = f"{dataset}/shots_16/{trainer}/{cfg}/seed2"
+    train_dir = f"{dry.output}/base2new/train_base/{common}"
+    fake_checkpoint(train_dir, epoch)
+    result, (train, test) = dry(script, dataset, 2)
+    assert result.returncode == 0, result.stderr
+    for command in (train, test):
+        assert command["flags"]["--trainer"] == trainer
+        assert command["flags"]["--config-file"] == f"configs/trainers/{cfg_file}.yaml"
+        assert command["flags"]["--dataset-config-file"] == f"configs/datasets/{dataset}.yaml"
+        assert command["flags"]["--root"] == "/data" and command["flags"]["--seed"] == "2"
+        assert os.path.exists(os.path.join(REPO_ROOT, command["flags"]["--config-file"]))
+    assert train["flags"]["--output-dir"] == train_dir
+    assert train["opts"] == {"DATASET.NUM_SHOTS": "16", "DATASET.SUBSAMPLE_CLASSES": "base"}
+    assert "--eval-only" not in train["flags"]
+    assert test["flags"]["--output-dir"] == f"{dry.output}/base2new/test_new/{common}"
+    assert test["flags"]["--model-dir"] == train_dir
+    assert test["flags"]["--load-epoch"] == str(epoch) and test["flags"]["--eval-only"]
+    assert test["opts"]["DATASET.SUBSAMPLE_CLASSES"] == "new"
+
+
+@pytest.mark.parametrize("method, trainer, cfg, epoch", [
+    ("coop", "CoOp", "vit_b16_ep50_ctxv1", 50),
+    ("cocoop", "CoCoOp", "vit_b16_c4_ep10_batch1_ctxv1", 10),
+])
+def test_cross_dataset_and_domain_generalisation(dry, method, trainer, cfg, epoch):
+    model_dir = f"{dry.output}/imagenet/{trainer}/{cfg}_16shots/seed1"
+    result, (train,) = dry(f"scripts/{method}/xd_train.sh", 1)
+    assert result.returncode == 0, result.stderr
+    assert train["flags"]["--dataset-config-file"] == "configs/datasets/imagenet.yaml"
+    assert train["flags"]["--output-dir"] == model_dir
+    assert train["opts"] == {"DATASET.NUM_SHOTS": "16", "DATASET.SUBSAMPLE_CLASSES": "all"}
+
+    fake_checkpoint(model_dir, epoch)
+    result, (test,) = dry(f"scripts/{method}/xd_test.sh", "dtd", 1)
+    assert result.returncode == 0, result.stderr
+    assert test["flags"]["--model-dir"] == model_dir
+    assert test["flags"]["--load-epoch"] == str(epoch)
+    assert test["flags"]["--output-dir"] == f"{dry.output}/evaluation/{trainer}/{cfg}_16shots/dtd/seed1"
+    assert test["flags"]["--dataset-config-file"] == "configs/datasets/dtd.yaml"
+
+    result, tests = dry(f"scripts/{method}/dg_test.sh", 1)
+    assert result.returncode == 0, result.stderr
+    targets = [os.path.basename(t["flags"]["--dataset-config-file"]) for t in tests]
+    assert targets == ["imagenetv2.yaml", "imagenet_sketch.yaml", "imagenet_a.yaml", "imagenet_r.yaml"]
+    for name in targets:
+        assert os.path.exists(os.path.join(REPO_ROOT, "configs", "datasets", name))
+    assert {t["flags"]["--model-dir"] for t in tests} == {model_dir}
+
+
+@pytest.mark.parametrize("dataset, shots, cfg", [
+    ("dtd", 1, "rn50_ep50"), ("dtd", 4, "rn50_ep100"), ("dtd", 16, "rn50"), ("imagenet", 16, "rn50_ep50"),
+])
+def test_coop_few_shot_picks_the_papers_config(dry, dataset, shots, cfg):
+    result, (train,) = dry("scripts/coop/few_shot.sh", dataset, shots, 3)
+    assert result.returncode == 0, result.stderr
+    assert train["flags"]["--config-file"] == f"configs/trainers/CoOp/{cfg}.yaml"
+    assert train["flags"]["--output-dir"] == f"{dry.output}/{dataset}/CoOp/{cfg}_{shots}shots/seed3"
+    assert train["opts"] == {"DATASET.NUM_SHOTS": str(shots), "DATASET.SUBSAMPLE_CLASSES": "all"}
+
+
+@pytest.mark.parametrize("subset, folder", [
+    ((), "ZeroshotCLIP/vit_b16/eurosat"),
+    (("all",), "ZeroshotCLIP/vit_b16/eurosat"),
+    (("new",), "base2new/test_new/eurosat/ZeroshotCLIP/vit_b16"),
+    (("TEST.BATCH_SIZE", "7"), "ZeroshotCLIP/vit_b16/eurosat"),
+])
+def test_zeroshot(dry, subset, folder):
+    result, (test,) = dry("scripts/zsclip/zeroshot.sh", "eurosat", *subset)
+    if subset[:1] == ("TEST.BATCH_SIZE",):
+        assert test["opts"].pop("TEST.BATCH_SIZE") == "7"
+        subset = ()
+    assert result.returncode == 0, result.stderr
+    assert test["flags"]["--trainer"] == "ZeroshotCLIP" and test["flags"]["--eval-only"]
+    assert test["flags"]["--config-file"] == "configs/trainers/CoOp/vit_b16.yaml"
+    assert test["flags"]["--output-dir"] == f"{dry.output}/{folder}"
+    assert test["opts"] == {"DATASET.SUBSAMPLE_CLASSES": (subset or ("all",))[0]}
+
+
+def test_epoch_overrides_reach_training_and_the_loaded_epoch(dry):
+    train_dir = f"{dry.output}/base2new/train_base/demo/shots_16/CoOp/tiny_vit/seed1"
+    fake_checkpoint(train_dir, 3)
+    result, (train, test) = dry("scripts/coop/base2new.sh", "demo", 1, "OPTIM.MAX_EPOCH", 3,
+                                CFG="tiny_vit")
+    assert result.returncode == 0, result.stderr
+    assert train["opts"]["OPTIM.MAX_EPOCH"] == "3" and test["flags"]["--load-epoch"] == "3"
+
+    fake_checkpoint(train_dir, 2)
+    result, (train, test) = dry("scripts/coop/base2new.sh", "demo", 1, CFG="tiny_vit", EPOCHS="2")
+    assert result.returncode == 0, result.stderr
+    assert train["opts"]["OPTIM.MAX_EPOCH"] == "2" and test["flags"]["--load-epoch"] == "2"
+
+    # Both given: the trailing override is last on train.py's command line, so it wins.
+    result, (train, test) = dry("scripts/coop/base2new.sh", "demo", 1, "OPTIM.MAX_EPOCH", 3,
+                                CFG="tiny_vit", EPOCHS="2")
+    assert result.returncode == 0, result.stderr
+    assert test["flags"]["--load-epoch"] == "3"
+
+
+def test_bad_input_fails_with_one_clear_line(dry):
+    result, _ = dry("scripts/cocoop/base2new.sh", "demo")
+    assert result.returncode == 2 and "usage: bash" in result.stderr and "DATASET SEED" in result.stderr
+    result, _ = dry("scripts/cocoop/base2new.sh", "demo", 1, CFG="nope")
+    assert result.returncode == 2
+    assert "no trainer config configs/trainers/CoCoOp/nope.yaml" in result.stderr
+    result, _ = dry("scripts/cocoop/xd_test.sh", "nodata", 1)
+    assert result.returncode == 2 and "no dataset config configs/datasets/nodata.yaml" in result.stderr
+    result, commands = dry("scripts/zsclip/zeroshot.sh", "demo", "bogus")
+    assert result.returncode == 2 and "must be base, new or all, got 'bogus'" in result.stderr
+    result, commands = dry("scripts/cocoop/xd_test.sh", "dtd", 1)
+    assert result.returncode == 2 and not commands
+    assert "no checkpoint of epoch 10 under" in result.stderr
+
+
+def is_done(directory, mode):
+    command = f'. scripts/common.sh; rpp_is_done "$1" {mode}'
+    return subprocess.run(["bash", "-c", command, "bash", str(directory)],
+                          cwd=REPO_ROOT).returncode == 0
+
+
+def test_a_run_counts_as_done_only_with_a_final_accuracy(tmp_path):
+    run = tmp_path / "run"
+    assert not is_done(run, "train") and not is_done(run, "eval")
+    run.mkdir()
+    val_only = "epoch [1/2] ...\nEvaluate on the *val* set\n=> result\n* accuracy: 50.0%\n"
+    (run / "log.txt").write_text(val_only)  # crashed after a per-epoch val evaluation
+    assert not is_done(run, "train")
+    assert is_done(run, "eval")
+    (run / "log.txt-2026-01-01-00-00-00").write_text(
+        val_only + "Finish training\nEvaluate on the *test* set\n=> result\n* accuracy: 61.0%\n")
+    assert is_done(run, "train"), "a re-run's timestamped log counts"
+
+
+@pytest.mark.slow
+def test_base2new_on_demo_runs_then_skips(demo_data_root, tmp_path):
+    env = {"DATA": demo_data_root, "OUTPUT": str(tmp_path / "output"), "CFG": "tiny_vit",
+           "EPOCHS": "1", "PYTHON": sys.executable}
+    first = run_script("scripts/coop/base2new.sh", "demo", 1, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    common = "demo/shots_16/CoOp/tiny_vit/seed1"
+    train_dir = tmp_path / "output" / "base2new" / "train_base" / common
+    test_dir = tmp_path / "output" / "base2new" / "test_new" / common
+    train_log = (train_dir / "log.txt").read_text()
+    test_log = (test_dir / "log.txt").read_text()
+    assert "Finish training" in train_log and ACCURACY.search(train_log.split("Finish training")[-1])
+    assert ACCURACY.search(test_log)
+    assert "model.pth.tar-1" in test_log
+    assert re.search(r"SUBSAMPLE_CLASSES: new", test_log)
+    assert "# classes  5" in train_log and "# classes  5" in test_log
+
+    second = run_script("scripts/coop/base2new.sh", "demo", 1, env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("skipping this run") == 2, second.stdout
+    assert sorted(os.listdir(train_dir)).count("log.txt") == 1
+    assert not [f for f in os.listdir(train_dir) + os.listdir(test_dir) if f.startswith("log.txt-")]

@@ -1,0 +1,81 @@
+"""MaPLe (Khattak et al., CVPR 2023): multi-modal prompts, vision coupled to text.
+
+Text: ``ctx`` [N_CTX, text width] from the first N_CTX tokens of CTX_INIT (the rest of
+CTX_INIT stays as fixed words of the prompt), in tokens [1:1+N_CTX]; deeper text prompts
+replace them in text layers 1..PROMPT_DEPTH-1. Vision: every vision prompt is a linear
+projection (text width -> vision width) of the text prompt of the same depth, appended to
+the image tokens (layer 0) and replacing them in vision layers 1..PROMPT_DEPTH-1.
+Trained: ctx, the deeper text prompts and the projections; nothing of CLIP.
+"""
+import copy
+
+from torch import nn
+
+from engine import TRAINER_REGISTRY
+from engine.config_extension import add_node, config_extension
+from models.class_prompts import ClassPromptAssembler
+from models.deep_prompts import (
+    DeepPromptHook,
+    check_depth,
+    init_leading_context,
+    make_deep_prompts,
+    text_layers,
+    text_slots,
+    vision_slots,
+)
+from trainers.ivlp import DeepPromptTrainer, vision_depth
+
+
+@config_extension
+def add_maple_keys(cfg):
+    add_node(cfg, "TRAINER.MAPLE", {
+        "N_CTX": 2,  # number of prompt tokens per layer (both sides)
+        "CTX_INIT": "a photo of a",  # its first N_CTX tokens initialise the first-layer text ctx
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+        "PROMPT_DEPTH": 9,  # layers with prompts, both sides (>= 1)
+    })
+
+
+class MultiModalPromptLearner(nn.Module):
+    learns_text = True
+
+    def __init__(self, clip_model, image_encoder, classnames, opts):
+        super().__init__()
+        key = "TRAINER.MAPLE.PROMPT_DEPTH"
+        depth = check_depth(opts.PROMPT_DEPTH, text_layers(clip_model), key, minimum=1)
+        vision_depth(image_encoder, depth, key, minimum=1)
+        n_ctx = int(opts.N_CTX)
+        vectors, prompt_prefix = init_leading_context(clip_model, n_ctx, opts.CTX_INIT)
+        text_width, vision_width = vectors.shape[1], image_encoder.width
+        print(f'MaPLe design: multi-modal prompt learning. Initial context: "{prompt_prefix}"')
+        print(f"Number of MaPLe context words (tokens): {n_ctx}, prompt depth {depth}")
+        self.ctx = nn.Parameter(vectors)
+        self.proj = nn.Linear(text_width, vision_width)
+        self.compound_prompts_text = make_deep_prompts(depth - 1, n_ctx, text_width)
+        self.compound_prompt_projections = nn.ModuleList(
+            [copy.deepcopy(self.proj) for _ in range(depth - 1)]
+        )
+        self.assembler = ClassPromptAssembler(clip_model, classnames, prompt_prefix, n_ctx)
+        self.text_slots = text_slots(n_ctx)
+        self.vision_slots = vision_slots(n_ctx)
+
+    @property
+    def tokenized_prompts(self):
+        return self.assembler.tokenized_prompts
+
+    def text_inputs(self):
+        hook = DeepPromptHook(self.text_slots, list(self.compound_prompts_text))
+        return self.assembler(self.ctx), self.tokenized_prompts, hook
+
+    def vision_inputs(self):
+        deeper = [project(prompt) for project, prompt
+                  in zip(self.compound_prompt_projections, self.compound_prompts_text)]
+        return self.proj(self.ctx), DeepPromptHook(self.vision_slots, deeper)
+
+
+@TRAINER_REGISTRY.register()
+class MaPLe(DeepPromptTrainer):
+    config_node = "MAPLE"
+
+    def build_prompt_learner(self, clip_model, image_encoder):
+        return MultiModalPromptLearner(clip_model, image_encoder, self.classnames, self.cfg.TRAINER.MAPLE)
