@@ -12,7 +12,6 @@ reliability layer, written against Dassl's hooks so it works on both backends:
 * a non-finite loss skips its step with a warning and aborts the run after
   ``TRAIN.MAX_NONFINITE_STEPS`` in a row.
 """
-import datetime
 import os.path as osp
 import random
 import time
@@ -23,6 +22,7 @@ import torch
 from engine import AverageMeter, MetricMeter, TrainerX, load_checkpoint, mkdir_if_missing
 from engine.bundled.utils.checkpoint import POINTER_FILE
 from engine.bundled.utils.checkpoint import load_checkpoint as safe_load_checkpoint
+from engine.bundled.train_log import log_training_step
 from engine.bundled.utils.checkpoint import save_checkpoint as atomic_save_checkpoint
 from engine.user_errors import UserError
 from models.clip_loader import input_resolution, load_clip_from_cfg
@@ -191,7 +191,6 @@ class ClipTrainer(TrainerX):
         batch_time = AverageMeter()
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
-        print_freq = self.cfg.TRAIN.PRINT_FREQ
         checkpoint_iters = int(self.cfg.TRAIN.get("CHECKPOINT_ITERS", 0))
         self._nonfinite_epoch = 0
 
@@ -218,26 +217,7 @@ class ClipTrainer(TrainerX):
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
 
-            meet_freq = (self.batch_idx + 1) % print_freq == 0
-            if meet_freq or self.num_batches < print_freq:
-                batches_left = (self.num_batches - self.batch_idx - 1) + (
-                    self.max_epoch - self.epoch - 1
-                ) * self.num_batches
-                eta = datetime.timedelta(seconds=int(batch_time.avg * batches_left))
-                print(" ".join([
-                    f"epoch [{self.epoch + 1}/{self.max_epoch}]",
-                    f"batch [{self.batch_idx + 1}/{self.num_batches}]",
-                    f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
-                    f"data {data_time.val:.3f} ({data_time.avg:.3f})",
-                    f"{losses}",
-                    f"lr {self.get_current_lr():.4e}",
-                    f"eta {eta}",
-                ]))
-
-            n_iter = self.epoch * self.num_batches + self.batch_idx
-            for name, meter in losses.meters.items():
-                self.write_scalar("train/" + name, meter.avg, n_iter)
-            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+            log_training_step(self, losses, batch_time, data_time)
 
             done = self.batch_idx + 1
             if checkpoint_iters > 0 and done % checkpoint_iters == 0 and done < self.num_batches:

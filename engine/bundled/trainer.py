@@ -19,6 +19,7 @@ from tqdm import tqdm
 from engine.bundled.data import DataManager
 from engine.bundled.evaluation import build_evaluator
 from engine.bundled.registry import TRAINER_REGISTRY, check_availability
+from engine.bundled.train_log import log_training_step
 from engine.bundled.utils import (
     AverageMeter, MetricMeter, load_checkpoint, mkdir_if_missing, resume_from_checkpoint,
     save_checkpoint,
@@ -332,7 +333,6 @@ class TrainerX(SimpleTrainer):
         batch_time = AverageMeter()
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
-        print_freq = self.cfg.TRAIN.PRINT_FREQ
 
         end = time.time()
         for self.batch_idx, batch in enumerate(self.train_loader_x):
@@ -341,26 +341,7 @@ class TrainerX(SimpleTrainer):
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
 
-            meet_freq = (self.batch_idx + 1) % print_freq == 0
-            if meet_freq or self.num_batches < print_freq:
-                batches_left = (self.num_batches - self.batch_idx - 1) + (
-                    self.max_epoch - self.epoch - 1
-                ) * self.num_batches
-                eta = datetime.timedelta(seconds=int(batch_time.avg * batches_left))
-                print(" ".join([
-                    f"epoch [{self.epoch + 1}/{self.max_epoch}]",
-                    f"batch [{self.batch_idx + 1}/{self.num_batches}]",
-                    f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
-                    f"data {data_time.val:.3f} ({data_time.avg:.3f})",
-                    f"{losses}",
-                    f"lr {self.get_current_lr():.4e}",
-                    f"eta {eta}",
-                ]))
-
-            n_iter = self.epoch * self.num_batches + self.batch_idx
-            for name, meter in losses.meters.items():
-                self.write_scalar("train/" + name, meter.avg, n_iter)
-            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+            log_training_step(self, losses, batch_time, data_time)
             end = time.time()
 
     def parse_batch_train(self, batch):
