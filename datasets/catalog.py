@@ -65,8 +65,8 @@ CATALOG = {
     for info in [
         DatasetInfo(
             "Demo", "demo", "demo", "Demo (synthetic)",
-            approx_size="0.1 MB, generated on first use",
-            split_sizes=(160, 40, 100),
+            approx_size="5 MB, generated on first use",
+            split_sizes=(480, 120, 600),
         ),
         DatasetInfo(
             "ImageNet", "imagenet", "imagenet", "ImageNet",

@@ -1,4 +1,5 @@
-"""Demo: a tiny synthetic dataset (10 coloured shapes) for smoke tests and tutorials.
+"""Demo: 30 classes of the generated demo world ("red striped triangle", ...), see
+datasets/demo_world.py, for tutorials, smoke tests and the shipped demo CLIP.
 
 It is generated on first use into ``<DATASET.ROOT>/demo/`` in the layout of a real CoOp
 dataset (``images/<class folder>/*.png`` + ``split_zhou_Demo.json``) and then read back
@@ -11,7 +12,8 @@ import tempfile
 from engine import DATASET_REGISTRY
 
 from datasets.catalog import CATALOG
-from datasets.demo_images import draw_shape_image
+from datasets.demo_images import draw_composition_image
+from datasets.demo_world import demo_compositions
 from datasets.errors import DatasetNotFoundError
 from datasets.records import Record
 from datasets.split_file_dataset import SplitFileDataset
@@ -20,31 +22,28 @@ from datasets.splits import write_split
 INFO = CATALOG["Demo"]
 SPLIT_FILE = "split_zhou_Demo.json"
 IMAGE_DIR = "images"
-# Sorted by folder name, so the label order is the sorted-folder order real datasets use.
-DEMO_CLASSES = (
-    ("blue", "circle"), ("blue", "triangle"), ("green", "cross"), ("green", "square"),
-    ("orange", "circle"), ("purple", "square"), ("purple", "triangle"), ("red", "circle"),
-    ("red", "square"), ("yellow", "cross"),
-)
-IMAGES_PER_SPLIT = (("train", 16), ("val", 4), ("test", 10))
+# Labels follow demo_compositions(), not the folder names' sort order: that order is
+# what puts every colour, texture and shape into both the base and the new half.
+DEMO_CLASSES = tuple(demo_compositions())
+IMAGES_PER_SPLIT = (("train", 16), ("val", 4), ("test", 20))
 
 
 def demo_classnames():
-    return [f"{colour} {shape}" for colour, shape in DEMO_CLASSES]
+    return [composition.name for composition in DEMO_CLASSES]
 
 
 def _write_images(dataset_dir):
     """Draw every image and return the split dict of Records."""
     splits = {name: [] for name, _ in IMAGES_PER_SPLIT}
-    for label, (colour, shape) in enumerate(DEMO_CLASSES):
-        folder = f"{colour}_{shape}"
+    for label, composition in enumerate(DEMO_CLASSES):
+        folder = composition.folder
         os.makedirs(os.path.join(dataset_dir, IMAGE_DIR, folder))
         index = 0
         for split_name, count in IMAGES_PER_SPLIT:
             for _ in range(count):
                 impath = os.path.join(dataset_dir, IMAGE_DIR, folder, f"{folder}_{index:04d}.png")
-                draw_shape_image(colour, shape, label, index).save(impath, format="PNG")
-                splits[split_name].append(Record(impath, label, f"{colour} {shape}"))
+                draw_composition_image(composition, label, index).save(impath, format="PNG")
+                splits[split_name].append(Record(impath, label, composition.name))
                 index += 1
     return splits
 

@@ -1,12 +1,14 @@
-"""Runtime fixes that let unmodified Dassl 0.6.3 (c61a1b5) run on current PyTorch.
+"""Runtime fixes that let unmodified Dassl 0.6.3 (c61a1b5) run on current PyTorch, and
+give it our DATALOADER.CORRUPT_IMAGE policy.
 
 ``engine/__init__.py`` calls :func:`apply_dassl_compat` before importing anything else
-from Dassl. Each patch replaces one attribute of a Dassl class; no file is edited and
-``torch.load`` keeps its safe ``weights_only=True`` default.
+from Dassl. Each patch replaces one attribute of a Dassl class or module; no file is
+edited and ``torch.load`` keeps its safe ``weights_only=True`` default.
 """
 from torch.optim.lr_scheduler import LRScheduler
 
 _MARK = "_rpp_dassl_compat"
+_ORIGINALS = {}  # Dassl's own functions that the data patches wrap
 
 
 def _warmup_init(self, optimizer, successor, warmup_epoch, last_epoch=-1, verbose=False):
@@ -38,8 +40,56 @@ def _warmup_load_state_dict(self, state_dict):
         self.successor.load_state_dict(successor)
 
 
+# DATALOADER.CORRUPT_IMAGE on Dassl. Dassl 0.6.3's read_image lets PIL's error escape
+# from the DataLoader as a traceback that train.py cannot shorten; earlier releases (still
+# bundled by some prompt-learning repos) retry an unreadable file forever. Both reach it
+# as ``dassl.data.data_manager.read_image``, the name replaced here. The bundled engine's
+# reader, item wrapper and loader are reused, so both engines fail or skip in the same
+# words. They are imported when called: this module runs while ``engine`` itself is
+# still being imported.
+
+
+def _read_image(path):
+    """Dassl's read_image, failing with CorruptImageError (one line naming the file)."""
+    from engine.bundled.data.data_manager import read_image
+
+    return read_image(path)
+
+
+def _dataset_wrapper_getitem(self, idx):
+    from engine.bundled.data.data_manager import (
+        CorruptImageError, SkippedImage, corrupt_image_policy,
+    )
+
+    try:
+        return _ORIGINALS["getitem"](self, idx)
+    except CorruptImageError as exc:
+        if corrupt_image_policy(self.cfg) != "skip":
+            raise
+        return SkippedImage(self.data_source[idx].impath, str(exc))
+
+
+def _build_data_loader(cfg, *args, **kwargs):
+    """Dassl's loader; under CORRUPT_IMAGE "skip" the same loader that drops and counts
+    unreadable images (Dassl's default collate cannot batch the skipped markers)."""
+    from engine.bundled.data.data_manager import (
+        SkipCountingDataLoader, collate_skipping_corrupt, corrupt_image_policy,
+    )
+
+    policy = corrupt_image_policy(cfg)  # an unknown policy fails before any data is read
+    loader = _ORIGINALS["build_data_loader"](cfg, *args, **kwargs)
+    if policy != "skip":
+        return loader
+    return SkipCountingDataLoader(
+        loader.dataset, batch_size=loader.batch_size, sampler=loader.sampler,
+        num_workers=loader.num_workers, drop_last=loader.drop_last,
+        pin_memory=loader.pin_memory, collate_fn=collate_skipping_corrupt,
+    )
+
+
 def apply_dassl_compat():
     """Patch Dassl in place; calling it again does nothing."""
+    import dassl.data.data_manager as dassl_data
     from dassl.optim.lr_scheduler import _BaseWarmupScheduler
 
     if getattr(_BaseWarmupScheduler, _MARK, False):
@@ -47,4 +97,11 @@ def apply_dassl_compat():
     _BaseWarmupScheduler.__init__ = _warmup_init
     _BaseWarmupScheduler.state_dict = _warmup_state_dict
     _BaseWarmupScheduler.load_state_dict = _warmup_load_state_dict
+
+    # DataManager and DatasetWrapper look these names up in their module at call time.
+    _ORIGINALS["getitem"] = dassl_data.DatasetWrapper.__getitem__
+    _ORIGINALS["build_data_loader"] = dassl_data.build_data_loader
+    dassl_data.read_image = _read_image
+    dassl_data.build_data_loader = _build_data_loader
+    dassl_data.DatasetWrapper.__getitem__ = _dataset_wrapper_getitem
     setattr(_BaseWarmupScheduler, _MARK, True)

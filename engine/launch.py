@@ -6,6 +6,10 @@ Differences users asked for: ``--seed 0`` is honoured, bad input ends in one
 clear line and a non-zero exit instead of a traceback, and a training run never
 silently reuses an output folder that holds a run: ``--resume`` (with no value: the
 output folder itself) continues it, ``--overwrite`` moves it aside first.
+
+Under ``torchrun`` (WORLD_SIZE > 1) the same flow runs in every process after joining
+the process group (``engine.distributed``); rank 0 alone checks the output folder,
+logs and prints (docs/distributed.md).
 """
 import argparse
 import os
@@ -16,6 +20,7 @@ import time
 
 import torch
 
+from engine import distributed
 from engine import (
     BACKEND, DATASET_REGISTRY, TRAINER_REGISTRY, build_trainer, collect_env_info,
     get_cfg_default, set_random_seed, setup_logger,
@@ -216,11 +221,20 @@ def print_args(args, cfg):
 
 def run(args):
     cfg = setup_cfg(args)
-    overwrite_note = check_output_dir(cfg, args)
+    distributed.init_from_env(cfg.USE_CUDA, backend_name=BACKEND)
+    overwrite_note = on_main_process_first(check_output_dir, cfg, args)
     if cfg.SEED >= 0:
+        # The same seed on every rank: the few-shot subset (drawn while the dataset is
+        # built) and the prompt initialisation are then identical on all of them.
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    if distributed.is_main_process():
+        setup_logger(cfg.OUTPUT_DIR)
+    else:  # one log and one console stream per run: rank 0's
+        silence_stdout()
+    if distributed.is_distributed():
+        print(f"Distributed run: {distributed.get_world_size()} processes "
+              f"({torch.distributed.get_backend()} backend)")
     if overwrite_note:
         print(overwrite_note)
     if torch.cuda.is_available() and cfg.USE_CUDA:
@@ -232,6 +246,10 @@ def run(args):
     print(f"** System info **\n{collect_env_info()}\n")
 
     trainer = build_trainer(cfg)
+    if distributed.is_distributed() and cfg.SEED >= 0:
+        # From here on each rank draws its own augmentations (and sampled classes);
+        # the data split and the initial prompts above came from the shared seed.
+        set_random_seed(cfg.SEED + distributed.get_rank())
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
@@ -239,6 +257,27 @@ def run(args):
     if not args.no_train:
         trainer.train()
     return trainer
+
+
+def on_main_process_first(fn, *args):
+    """``fn(*args)`` on rank 0 only (it may move folders); its result or its user error
+    reaches every rank, so all of them go on or all stop with the same message."""
+    outcome = None
+    if distributed.is_main_process():
+        try:
+            outcome = ("ok", fn(*args))
+        except Exception as error:  # noqa: BLE001  (re-raised below, on every rank)
+            if not is_user_error(error) or not distributed.is_distributed():
+                raise
+            outcome = ("error", error)
+    kind, value = distributed.broadcast_from_main(outcome)
+    if kind == "error":
+        raise value
+    return value
+
+
+def silence_stdout():
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
 
 
 def one_line(error):
@@ -257,8 +296,11 @@ def main(argv=None):
     except Exception as error:  # noqa: BLE001  (only user errors are shortened)
         if not is_user_error(error):
             raise
-        print(f"error: {one_line(error)}", file=sys.stderr)
+        if distributed.is_main_process():  # the same error on every rank: say it once
+            print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
     return 0
 
 

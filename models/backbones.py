@@ -1,6 +1,6 @@
 """Backbone names: what ``MODEL.BACKBONE.NAME`` may say and which CLIP it builds.
 
-Three kinds of names are accepted:
+Four kinds of names are accepted:
 
 * CoOp's names for OpenAI's released models: ``RN50``, ``RN101``, ``RN50x4``,
   ``RN50x16``, ``RN50x64``, ``ViT-B/32``, ``ViT-B/16``, ``ViT-L/14``,
@@ -11,7 +11,11 @@ Three kinds of names are accepted:
   Only architectures open_clip builds as a plain ``open_clip.model.CLIP`` with
   an argmax-pooled causal text transformer are accepted (what prompt learners need).
 * ``tiny-vit`` and ``tiny-rn``: CLIPs of a few MB with seeded random weights,
-  for tests and the demo (``INPUT.SIZE (32, 32)``).
+  for tests (``INPUT.SIZE (32, 32)``).
+* ``demo-clip``: a tiny CLIP whose weights ship with the repo
+  (``models/weights/demo_clip.safetensors``), pre-trained by
+  ``tools/pretrain_demo_clip.py`` on captions of the generated demo world
+  (``INPUT.SIZE (32, 32)``): a CLIP that knows something, small enough for a CPU.
 
 Names are matched case-insensitively. This module only names and builds
 architectures; finding and loading weights lives in ``models/clip_loader.py``.
@@ -19,6 +23,7 @@ architectures; finding and loading weights lives in ``models/clip_loader.py``.
 import copy
 import difflib
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -67,6 +72,22 @@ TINY_BACKBONES = {
     ),
 }
 
+# Shipped with the repo: name -> (architecture, weights file relative to models/).
+# Standard tokenizer (vocabulary, context 77) so every prompt learner works unchanged;
+# the text width is kept small because the 49408-row token embedding dominates the file.
+SHIPPED_BACKBONES = {
+    "demo-clip": (
+        dict(
+            embed_dim=64,
+            quick_gelu=True,
+            vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=4, head_width=16),  # 4 heads
+            text_cfg=dict(context_length=77, vocab_size=49408, width=48, heads=4, layers=3),
+        ),
+        os.path.join("weights", "demo_clip.safetensors"),
+    ),
+}
+MODELS_DIR = os.path.dirname(os.path.abspath(__file__))
+
 # Every architecture is initialised from this seed, so random weights (tiny
 # models, PRETRAINED False) are the same on every call and on every machine.
 ARCHITECTURE_SEED = 0
@@ -87,6 +108,7 @@ class BackboneSpec:
     arch: str  # open_clip config name, or the tiny name
     model_cfg: dict = field(repr=False)  # keyword arguments of open_clip.model.CLIP
     pretrained_tag: Optional[str] = None  # open_clip tag of the weights meant; None: none published
+    shipped_weights: Optional[str] = None  # absolute path of the weights file shipped with the repo
 
     @property
     def is_tiny(self) -> bool:
@@ -123,8 +145,8 @@ def supported_open_clip_archs() -> tuple:
 
 
 def valid_backbone_names() -> list:
-    """Every accepted name without a tag: CoOp's, the tiny ones, then open_clip's."""
-    return [*COOP_BACKBONES, *TINY_BACKBONES, *supported_open_clip_archs()]
+    """Every accepted name without a tag: CoOp's, the tiny and shipped ones, then open_clip's."""
+    return [*COOP_BACKBONES, *TINY_BACKBONES, *SHIPPED_BACKBONES, *supported_open_clip_archs()]
 
 
 def _closest_first(name: str, candidates) -> list:
@@ -181,6 +203,11 @@ def parse_backbone_name(name: str) -> BackboneSpec:
         tiny = _lookup(raw, TINY_BACKBONES)
         if tiny is not None:
             return BackboneSpec(name=tiny, arch=tiny, model_cfg=copy.deepcopy(TINY_BACKBONES[tiny]))
+        shipped = _lookup(raw, SHIPPED_BACKBONES)
+        if shipped is not None:
+            model_cfg, weights = SHIPPED_BACKBONES[shipped]
+            return BackboneSpec(name=shipped, arch=shipped, model_cfg=copy.deepcopy(model_cfg),
+                                shipped_weights=os.path.join(MODELS_DIR, weights))
 
     # open_clip spells architectures with '-' where CoOp uses '/'
     arch = _lookup(arch_part.replace("/", "-"), supported_open_clip_archs())

@@ -3,6 +3,8 @@
 Weights are looked for in this order (``resolve_weights``):
 
   (a) an explicit file (``MODEL.BACKBONE.PATH`` / ``weights_path``);
+  (a') for a backbone shipped with the repo (``demo-clip``), its file under ``models/weights/``
+      and nothing else;
   (b) OpenAI's own cache, ``~/.cache/clip/<url basename>`` (e.g. ``ViT-B-16.pt``,
       ``ViT-L-14-336px.pt``); the folder is the ``cache_dir`` argument, else the
       ``CLIP_CACHE_DIR`` environment variable, else ``~/.cache/clip``;
@@ -221,6 +223,13 @@ def _resolve(spec: BackboneSpec, explicit_path="", cache_dir=None) -> str:
             return str(path)
         tried = [(f"MODEL.BACKBONE.PATH {path}", "not found")]
         raise _not_found(spec, tried, clip_dir, "The explicit weights path does not exist.")
+    if spec.shipped_weights:
+        # The repo's own file is the only source: no cache or hub holds these weights.
+        if os.path.isfile(spec.shipped_weights):
+            return spec.shipped_weights
+        tried = [(f"weights shipped with the repo {spec.shipped_weights}", "not found")]
+        raise _not_found(spec, tried, clip_dir, "Restore the file from git, or re-create it with "
+                                                "python3 tools/pretrain_demo_clip.py.")
     if spec.is_tiny:
         raise _not_found(spec, [], clip_dir, "Tiny backbones have no published weights (load_clip seeds them).")
     if spec.pretrained_tag is None:

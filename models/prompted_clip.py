@@ -1,11 +1,16 @@
 """Frozen CLIP + a prompt learner: logits = scale * cos(image feature, class prompt feature).
 
 One model for every prompt learner whose class text does not depend on the image
-(CoOp, IVLP, VPT, MaPLe, ...). The prompt learner provides
+(CoOp, POMP, IVLP, VPT, MaPLe, RPP, ...). The prompt learner provides
 
-* ``text_inputs()`` -> (prompt embeddings [C, L, D], tokenized [C, L], layer_hook or None)
-* ``vision_inputs()`` -> (first-layer prompts [n, width] or None, layer_hook or None)
+* ``text_inputs(class_ids=None)`` -> (prompt embeddings [n, L, D], tokenized [n, L],
+  layer_hook or None) for the classes ``class_ids`` (all when None);
+* ``vision_inputs()`` -> (first-layer prompts [n, width] or None, layer_hook or None);
 * ``learns_text`` (bool): False when the class text never changes.
+
+``forward(image, class_ids)`` gives logits over those classes only, which is how
+class-sampled training (``models.class_sampling``) encodes K classes per step instead of
+all of them.
 """
 from typing import Optional
 
@@ -16,31 +21,54 @@ from torch import nn
 from models.text_encoder import TextEncoder
 from models.vision_encoder import VisionEncoder
 
+# Class prompts encoded per text-encoder call when all classes are needed (evaluation,
+# frozen text): bounds activation memory at 21K classes.
+TEXT_CHUNK_CLASSES = 1000
+
 
 class PromptedCLIP(nn.Module):
-    def __init__(self, clip_model, prompt_learner, image_encoder: Optional[VisionEncoder] = None):
+    def __init__(self, clip_model, prompt_learner, image_encoder: Optional[VisionEncoder] = None,
+                 text_chunk_classes: int = TEXT_CHUNK_CLASSES):
         super().__init__()
         self.prompt_learner = prompt_learner
         self.image_encoder = image_encoder if image_encoder is not None else VisionEncoder(clip_model)
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
+        self.text_chunk_classes = text_chunk_classes
         self._cached_text_features = None
 
-    def text_features(self) -> torch.Tensor:
-        # Class features do not depend on the image, so evaluation (no_grad) computes them
-        # once and reuses them; ClipTrainer.test and load_model clear the cache, and any
-        # forward with gradients (a training step, after which the prompts change) drops it.
+    def encode_class_prompts(self, class_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Normalised features of the class prompts of ``class_ids`` (all when None), fp32."""
+        embeddings, tokenized, hook = self.prompt_learner.text_inputs(class_ids)
+        return F.normalize(self.text_encoder(embeddings, tokenized, layer_hook=hook).float(), dim=-1)
+
+    @torch.no_grad()
+    def all_text_features(self) -> torch.Tensor:
+        """Features of every class, encoded ``text_chunk_classes`` classes at a time."""
+        n_cls = self.prompt_learner.n_cls
+        device = self.logit_scale.device
+        chunks = []
+        for start in range(0, n_cls, self.text_chunk_classes):
+            ids = torch.arange(start, min(start + self.text_chunk_classes, n_cls), device=device)
+            chunks.append(self.encode_class_prompts(ids))
+        return torch.cat(chunks)
+
+    def text_features(self, class_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Normalised class features [n, E] for ``class_ids`` (all classes when None).
+
+        Class features do not depend on the image, so without gradients (evaluation) or
+        with a frozen text side they are computed once, in chunks, and reused;
+        ClipTrainer.test and load_model clear the cache, and any forward with gradients
+        (a training step, after which the prompts change) drops it.
+        """
         learned = self.prompt_learner.learns_text
         if learned and torch.is_grad_enabled():
             self._cached_text_features = None
-        caching = not learned or not torch.is_grad_enabled()
-        if caching and self._cached_text_features is not None:
-            return self._cached_text_features
-        embeddings, tokenized, hook = self.prompt_learner.text_inputs()
-        features = F.normalize(self.text_encoder(embeddings, tokenized, layer_hook=hook).float(), dim=-1)
-        if caching:
-            features = self._cached_text_features = features.detach()
-        return features
+            return self.encode_class_prompts(class_ids)
+        if self._cached_text_features is None:
+            self._cached_text_features = self.all_text_features()
+        features = self._cached_text_features
+        return features if class_ids is None else features[class_ids]
 
     def clear_text_feature_cache(self):
         self._cached_text_features = None
@@ -50,6 +78,8 @@ class PromptedCLIP(nn.Module):
         features = self.image_encoder(image, layer_hook=hook, prompts=prompts)
         return F.normalize(features.float(), dim=-1)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, class_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Logits [B, n] over the classes ``class_ids`` (all classes when None), fp32."""
         image_features = self.image_features(image)
-        return self.logit_scale.exp().float() * image_features @ self.text_features().t()
+        text_features = self.text_features(class_ids)
+        return self.logit_scale.exp().float() * image_features @ text_features.t()

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from .clip_loader import tokenize
+from .prompted_attention import run_blocks
 
-# layer_hook(layer_index, x [N, L, D]) -> x, called before block ``layer_index``
+# layer_hook(layer_index, x [N, L, D]) -> x or AttentionInputs, called before block ``layer_index``
 LayerHook = Callable[[int, torch.Tensor], torch.Tensor]
 
 
@@ -49,6 +50,17 @@ class TextEncoder(nn.Module):
     def num_layers(self) -> int:
         return len(self.transformer.resblocks)
 
+    def prompt_entry(self, start: int, n_tokens: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What the input stage does to prompt tokens [n, D] placed at ``start``: add their
+        positional embeddings (in the transformer's dtype). Methods that feed layer 0 a
+        second prompt for the same slots (RPP's keys/values) put it through this."""
+        positions = self.positional_embedding[start:start + n_tokens]
+
+        def entry(prompt: torch.Tensor) -> torch.Tensor:
+            return prompt.to(self.dtype) + positions.to(self.dtype)
+
+        return entry
+
     def embed(self, tokenized: torch.Tensor) -> torch.Tensor:
         """Token embeddings [N, L, D] of token ids [N, L], in the transformer's dtype."""
         tokenized = tokenized.to(self.token_embedding.weight.device)
@@ -70,14 +82,9 @@ class TextEncoder(nn.Module):
         seq_len = prompt_embeddings.shape[1]
         x = prompt_embeddings.to(dtype) + self.positional_embedding[:seq_len].to(dtype)
         attn_mask = self.attn_mask[:seq_len, :seq_len] if self.attn_mask is not None else None
-        batch_first = getattr(self.transformer, "batch_first", True)
-        for index, block in enumerate(self.transformer.resblocks):
-            if layer_hook is not None:
-                x = layer_hook(index, x)
-            if batch_first:
-                x = block(x, attn_mask=attn_mask)
-            else:  # hooks always see [N, L, D]; a sequence-first transformer gets [L, N, D]
-                x = block(x.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1)
+        x = run_blocks(self.transformer.resblocks, x, attn_mask=attn_mask,
+                       batch_first=getattr(self.transformer, "batch_first", True),
+                       layer_hook=layer_hook)
         x = self.ln_final(x)
         eot_index = tokenized.to(x.device).argmax(dim=-1)
         x = x[torch.arange(x.shape[0], device=x.device), eot_index]

@@ -9,8 +9,9 @@ prompting possible without forking CLIP:
 * ``prompts`` [n, width] (or [N, n, width]) are appended at the end of the token
   sequence, after the positional embedding (and patch dropout), before ln_pre, as
   VPT/IVLP/MaPLe do; they are dropped again before pooling;
-* ``layer_hook(layer_index, x [N, L, D]) -> x`` is called before every block, so deeper
-  layers can replace the prompt tokens (see ``models.deep_prompts``).
+* ``layer_hook(layer_index, x [N, L, D])`` is called before every block, so deeper
+  layers can replace the prompt tokens (see ``models.deep_prompts``); it returns ``x`` or
+  separate query/key/value streams (``models.prompted_attention``).
 
 A ModifiedResNet tower (RN50, ``tiny-rn``) has no token sequence: its plain forward
 works, asking for vision prompts raises ``VisionPromptsUnsupported``.
@@ -22,6 +23,7 @@ from open_clip.transformer import VisionTransformer
 from torch import nn
 
 from engine.user_errors import UserError
+from models.prompted_attention import run_blocks
 
 LayerHook = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -74,6 +76,17 @@ class VisionEncoder(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.visual.parameters()).dtype
 
+    def prompt_entry(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What the input stage does to appended prompt tokens [n, width]: ``ln_pre``.
+        Methods that feed layer 0 a second prompt for the same slots (RPP's keys and
+        values) put it through this."""
+        visual = self.visual
+
+        def entry(prompt: torch.Tensor) -> torch.Tensor:
+            return visual.ln_pre(prompt.to(visual.conv1.weight.dtype))
+
+        return entry
+
     # ------------------------------------------------------------------ forward
 
     def forward(
@@ -103,14 +116,8 @@ class VisionEncoder(nn.Module):
         x = visual.ln_pre(x)
 
         transformer = visual.transformer
-        batch_first = getattr(transformer, "batch_first", True)
-        for index, block in enumerate(transformer.resblocks):
-            if layer_hook is not None:
-                x = layer_hook(index, x)
-            if batch_first:
-                x = block(x, attn_mask=None)
-            else:  # hooks always see [N, L, D]
-                x = block(x.transpose(0, 1), attn_mask=None).transpose(0, 1)
+        x = run_blocks(transformer.resblocks, x, batch_first=getattr(transformer, "batch_first", True),
+                       layer_hook=layer_hook)
 
         if n_prompts:
             x = x[:, :x.shape[1] - n_prompts]

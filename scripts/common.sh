@@ -13,6 +13,8 @@
 # config overrides, for training and testing alike.
 #
 # A run is skipped when its folder already holds a log with a final "* accuracy:" line.
+# A training run that was interrupted (its folder holds a checkpoint but no final
+# accuracy) is resumed from its last checkpoint with --resume; any other run starts fresh.
 
 PYTHON=${PYTHON:-python3}
 DATA=${DATA:-data}
@@ -90,6 +92,12 @@ print((cfg.get("OPTIM") or {}).get("MAX_EPOCH", ""))' "$file")
     echo "$epoch"
 }
 
+# rpp_has_checkpoint DIR: does DIR hold a checkpoint to resume from? Both engines write a
+# "checkpoint" pointer file next to each model's checkpoints (DIR/<model>/checkpoint).
+rpp_has_checkpoint() {
+    compgen -G "$1/*/checkpoint" > /dev/null
+}
+
 rpp_epoch_opts() {  # the EPOCHS override as config opts (nothing when unset)
     if [ -n "${EPOCHS:-}" ]; then
         echo "OPTIM.MAX_EPOCH $EPOCHS"
@@ -105,14 +113,23 @@ rpp_require_model() {  # rpp_require_model MODEL_DIR EPOCH
 # rpp_train DIR DATASET SUBSAMPLE SHOTS SEED [KEY VALUE ...]
 rpp_train() {
     local dir=$1 dataset=$2 subsample=$3 shots=$4 seed=$5 cfg_file dataset_file
+    local resume=()
     shift 5
     rpp_skip_if_done "$dir" train && return 0
     cfg_file=$(rpp_trainer_cfg)
     dataset_file=$(rpp_dataset_cfg "$dataset")
+    # train.py refuses a folder holding checkpoints unless told what to do with them;
+    # a sweep re-run means "finish what was started", so continue the interrupted run.
+    if rpp_has_checkpoint "$dir"; then
+        echo "Resuming the interrupted run in $dir from its last checkpoint (--resume)."
+        resume=(--resume)
+    else
+        echo "Training a new run in $dir."
+    fi
     # shellcheck disable=SC2046
     "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
         --dataset-config-file "$dataset_file" \
-        --config-file "$cfg_file" --output-dir "$dir" \
+        --config-file "$cfg_file" --output-dir "$dir" ${resume[@]+"${resume[@]}"} \
         DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES "$subsample" \
         $(rpp_epoch_opts) "$@"
 }

@@ -111,12 +111,13 @@ def test_batched_conditioning_equals_a_per_image_loop(make_cocoop, restore_stdou
     trainer = make_cocoop()
     scramble_meta_net(trainer)
     model = trainer.model.eval()
-    model.max_text_sequences = max_text_sequences  # 10 classes: 1 or 2 images per call
+    n_cls = len(trainer.classnames)
+    model.max_text_sequences = max_text_sequences * n_cls // 10  # 1, 2 or all images per call
     images = next(iter(trainer.test_loader))["img"][:5]
     with torch.no_grad():
         expected = per_image_reference_logits(model, images)
         got = trainer.model_inference(images)
-    assert got.shape == (5, 10)
+    assert got.shape == (5, n_cls)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(got[0], got[1]), "different images, different class prompts"
 
@@ -132,13 +133,14 @@ def test_text_encoder_runs_once_per_chunk(make_cocoop, restore_stdout, monkeypat
 
     monkeypatch.setattr(trainer.model.text_encoder, "forward", counting_forward)
     images = next(iter(trainer.test_loader))["img"][:5]
+    n_cls = len(trainer.classnames)
     with torch.no_grad():
         trainer.model_inference(images)
-        assert calls == [50]
+        assert calls == [5 * n_cls]
         calls.clear()
-        trainer.model.max_text_sequences = 25
+        trainer.model.max_text_sequences = 2 * n_cls + n_cls // 2  # two whole images per call
         trainer.model_inference(images)
-        assert calls == [20, 20, 10]
+        assert calls == [2 * n_cls, 2 * n_cls, n_cls]
 
 
 def test_bf16_autocast_runs(make_cocoop, restore_stdout):

@@ -159,3 +159,101 @@ def test_engine_exports_the_real_dassl_api():
 
     assert engine.TrainerX is dassl.engine.TrainerX
     assert engine.build_lr_scheduler is dassl.optim.build_lr_scheduler
+
+
+# --------------------------------------------------------------------------- corrupt images
+
+
+def image_items(tmp_path, count, broken):
+    """Dassl Datums for ``count`` small PNGs; those at the ``broken`` indices are not images."""
+    from dassl.data.datasets import Datum
+    from PIL import Image
+
+    items = []
+    for i in range(count):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(path)
+        if i in broken:
+            path.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+        items.append(Datum(impath=str(path), label=i))
+    return items
+
+
+def dassl_loader(items, policy, workers=0):
+    """A test loader built by Dassl's own build_data_loader (patched) and DatasetWrapper."""
+    import torchvision.transforms as T
+    from dassl.data import data_manager
+
+    from engine.config_extension import extend_cfg
+
+    cfg = extend_cfg(get_cfg_default())
+    cfg.DATALOADER.CORRUPT_IMAGE = policy
+    cfg.DATALOADER.NUM_WORKERS = workers
+    cfg.INPUT.SIZE = (8, 8)
+    return data_manager.build_data_loader(cfg, data_source=items, batch_size=2,
+                                          tfm=T.ToTensor(), is_train=False)
+
+
+def test_dassl_reads_images_through_our_reader():
+    import dassl.data.data_manager as data_manager
+    import dassl.utils
+
+    from engine.dassl_compat import (
+        _ORIGINALS, _build_data_loader, _dataset_wrapper_getitem, _read_image,
+    )
+
+    apply_dassl_compat()  # again: must not wrap the patched functions in themselves
+    assert _ORIGINALS["getitem"] is not _dataset_wrapper_getitem
+    assert _ORIGINALS["build_data_loader"] is not _build_data_loader
+    assert data_manager.read_image is _read_image
+    assert data_manager.build_data_loader is _build_data_loader
+    assert data_manager.DatasetWrapper.__getitem__ is _dataset_wrapper_getitem
+    assert dassl.utils.read_image is not _read_image, "Dassl's public helper is left alone"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_image_fails_naming_the_file(tmp_path, workers):
+    from engine.bundled.data.data_manager import CorruptImageError
+    from engine.launch import one_line
+    from engine.user_errors import is_user_error
+
+    items = image_items(tmp_path, 4, broken={2})
+    loader = dassl_loader(items, "fail", workers)
+    assert type(loader) is torch.utils.data.DataLoader  # Dassl's loader, unchanged
+    with pytest.raises(CorruptImageError) as info:
+        list(loader)
+    assert is_user_error(info.value)
+    line = one_line(info.value)  # what train.py prints after "error: "
+    assert line.startswith(f'Cannot read image "{tmp_path / "2.png"}"')
+    assert "DATALOADER.CORRUPT_IMAGE skip" in line
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_skip_drops_and_counts_unreadable_images(tmp_path, capsys, workers):
+    items = image_items(tmp_path, 6, broken={1, 4, 5})
+    loader = dassl_loader(items, "skip", workers)
+    batches = list(loader)
+    # batch (4, 5) is all unreadable and left out; the others lose their bad image
+    assert [b["label"].tolist() for b in batches] == [[0], [2, 3]]
+    assert [b["img"].shape[0] for b in batches] == [1, 2]
+    assert sorted(p.rsplit("/", 1)[-1] for p in loader.skipped_images) == ["1.png", "4.png", "5.png"]
+    printed = capsys.readouterr().out
+    assert f'Warning: skipped unreadable image "{tmp_path / "4.png"}"' in printed
+    assert "Skipped 3 unreadable image(s) in this pass over 6 images" in printed
+
+
+def test_readable_images_load_as_before(tmp_path):
+    items = image_items(tmp_path, 3, broken=set())
+    for policy in ("fail", "skip"):
+        batches = list(dassl_loader(items, policy))
+        assert [b["label"].tolist() for b in batches] == [[0, 1], [2]]
+        assert batches[0]["img"].shape == (2, 3, 8, 8)
+        assert batches[0]["impath"] == [str(tmp_path / "0.png"), str(tmp_path / "1.png")]
+
+
+def test_unknown_corrupt_image_policy_is_a_user_error(tmp_path):
+    from engine.user_errors import is_user_error
+
+    with pytest.raises(Exception, match="CORRUPT_IMAGE") as info:
+        dassl_loader(image_items(tmp_path, 2, broken=set()), "ignore")
+    assert is_user_error(info.value)

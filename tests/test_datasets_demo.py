@@ -5,6 +5,7 @@ import os
 import threading
 
 import pytest
+from PIL import Image
 
 from datasets.demo import DEMO_CLASSES, SPLIT_FILE, demo_classnames, generate_demo_dataset
 from tests.fixtures.cfg import dataset_cfg
@@ -30,15 +31,17 @@ def test_generation_is_byte_identical(tmp_path):
 
 def test_layout_and_split_file_format(tmp_path):
     dataset_dir = generate_demo_dataset(str(tmp_path))
-    assert sorted(os.listdir(os.path.join(dataset_dir, "images"))) == [
-        f"{c}_{s}" for c, s in DEMO_CLASSES
-    ]
+    assert sorted(os.listdir(os.path.join(dataset_dir, "images"))) == sorted(c.folder for c in DEMO_CLASSES)
     with open(os.path.join(dataset_dir, SPLIT_FILE)) as f:
         split = json.load(f)
-    assert {k: len(v) for k, v in split.items()} == {"train": 160, "val": 40, "test": 100}
+    assert {k: len(v) for k, v in split.items()} == {"train": 480, "val": 120, "test": 600}
     impath, label, classname = split["train"][0]
-    assert (impath, label, classname) == ("blue_circle/blue_circle_0000.png", 0, "blue circle")
+    assert (impath, label, classname) == ("red_plain_circle/red_plain_circle_0000.png", 0, "red plain circle")
+    # labels follow the world's class order, not the folders' alphabetical order
+    assert split["test"][-1][1:] == [29, "purple striped star"]
     assert all(os.path.isfile(os.path.join(dataset_dir, "images", p)) for p, _, _ in split["test"])
+    with Image.open(os.path.join(dataset_dir, "images", impath)) as image:
+        assert (image.size, image.mode) == ((32, 32), "RGB")
 
 
 def test_generation_is_idempotent_and_leaves_no_temp(tmp_path):
@@ -79,9 +82,9 @@ def test_demo_dataset_through_registry(tmp_path):
 
     cfg = dataset_cfg("demo", str(tmp_path), num_shots=4, seed=1)
     ds = build_dataset(cfg)
-    assert ds.num_classes == 10
+    assert ds.num_classes == 30
     assert ds.classnames == demo_classnames()
-    assert (len(ds.train_x), len(ds.val), len(ds.test)) == (40, 40, 100)
+    assert (len(ds.train_x), len(ds.val), len(ds.test)) == (120, 120, 600)
     assert os.path.isfile(tmp_path / "demo" / "split_fewshot" / "shot_4-seed_1.json")
 
 
@@ -90,9 +93,10 @@ def test_demo_base_new(tmp_path):
 
     base = build_dataset(dataset_cfg("demo", str(tmp_path), subsample="base"))
     new = build_dataset(dataset_cfg("demo", str(tmp_path), subsample="new"))
-    assert base.classnames == demo_classnames()[:5]
-    assert new.classnames == demo_classnames()[5:]
-    assert sorted({d.label for d in new.test}) == [0, 1, 2, 3, 4]
+    assert base.classnames == demo_classnames()[:15]
+    assert new.classnames == demo_classnames()[15:]
+    assert sorted({d.label for d in new.test}) == list(range(15))
+    assert new.classnames[:2] == ["green striped circle", "blue striped square"]
 
 
 def test_demo_with_datamanager(tmp_path):
@@ -105,4 +109,4 @@ def test_demo_with_datamanager(tmp_path):
     dm = DataManager(cfg)
     batch = next(iter(dm.train_loader_x))
     assert tuple(batch["img"].shape) == (4, 3, 32, 32)
-    assert dm.num_classes == 10
+    assert dm.num_classes == 30

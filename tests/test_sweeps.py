@@ -1,9 +1,12 @@
-"""The sweep scripts (scripts/{coop,cocoop,zsclip}/*.sh and scripts/common.sh).
+"""The sweep scripts (scripts/{coop,cocoop,maple,ivlp,vpt,zsclip}/*.sh and scripts/common.sh).
 
 Most tests swap PYTHON for a stub that prints each train.py command line instead of
 running it, so every script's configs, folders and --load-epoch are checked in
-milliseconds; one slow test runs a real base-to-new sweep on the demo data.
+milliseconds; slow tests run real sweeps on the demo data with the tiny CLIP, including
+one that is interrupted and then finished by re-running the script.
 """
+import json
+import math
 import os
 import re
 import shlex
@@ -17,7 +20,7 @@ from conftest import REPO_ROOT
 ACCURACY = re.compile(r"^\* accuracy: [\d.]+%$", re.M)
 SCRIPTS = [
     f"scripts/{method}/{name}.sh"
-    for method in ("coop", "cocoop")
+    for method in ("coop", "cocoop", "maple", "ivlp", "vpt")
     for name in ("base2new", "xd_train", "xd_test", "dg_test", "few_shot")
 ] + ["scripts/zsclip/zeroshot.sh"]
 
@@ -58,8 +61,8 @@ def parse_command(line):
     assert words[0] == "train.py"
     flags, opts, i = {}, {}, 1
     while i < len(words):
-        if words[i] == "--eval-only":
-            flags["--eval-only"] = True
+        if words[i] in ("--eval-only", "--resume"):
+            flags[words[i]] = True
             i += 1
         elif words[i].startswith("--"):
             flags[words[i]] = words[i + 1]
@@ -68,6 +71,13 @@ def parse_command(line):
             opts[words[i]] = words[i + 1]
             i += 2
     return {"flags": flags, "opts": opts}
+
+
+def demo_base_and_new_class_counts(data_root):
+    """How many classes the demo's base and new halves have (CoCoOp: base = first ceil(n/2))."""
+    with open(os.path.join(data_root, "demo", "split_zhou_Demo.json")) as f:
+        classes = len({label for _, label, _ in json.load(f)["train"]})
+    return math.ceil(classes / 2), classes - math.ceil(classes / 2)
 
 
 def fake_checkpoint(model_dir, epoch):
@@ -89,6 +99,9 @@ def test_scripts_parse_and_are_executable():
     ("scripts/coop/base2new.sh", "oxford_pets", "CoOp/vit_b16_ctxv1", 200),
     ("scripts/coop/base2new.sh", "imagenet", "CoOp/vit_b16_ep50_ctxv1", 50),
     ("scripts/cocoop/base2new.sh", "caltech101", "CoCoOp/vit_b16_c4_ep10_batch1_ctxv1", 10),
+    ("scripts/maple/base2new.sh", "dtd", "MaPLe/vit_b16_c2_ep5_batch4_2ctx", 5),
+    ("scripts/ivlp/base2new.sh", "imagenet", "IVLP/vit_b16_c2_ep5_batch4_2+2ctx", 5),
+    ("scripts/vpt/base2new.sh", "eurosat", "VPT/vit_b16_c2_ep5_batch4_4", 5),
 ])
 def test_base2new_trains_on_base_and_tests_new(dry, script, dataset, cfg_file, epoch):
     trainer, cfg = cfg_file.split("/")
@@ -115,6 +128,9 @@ def test_base2new_trains_on_base_and_tests_new(dry, script, dataset, cfg_file, e
 @pytest.mark.parametrize("method, trainer, cfg, epoch", [
     ("coop", "CoOp", "vit_b16_ep50_ctxv1", 50),
     ("cocoop", "CoCoOp", "vit_b16_c4_ep10_batch1_ctxv1", 10),
+    ("maple", "MaPLe", "vit_b16_c2_ep5_batch4_2ctx_cross_datasets", 2),  # (named ep5, 2 epochs)
+    ("ivlp", "IVLP", "vit_b16_c2_ep2_batch4_2+2ctx_cross_datasets", 2),
+    ("vpt", "VPT", "vit_b16_c2_ep2_batch4_8ctx_cross_datasets", 2),
 ])
 def test_cross_dataset_and_domain_generalisation(dry, method, trainer, cfg, epoch):
     model_dir = f"{dry.output}/imagenet/{trainer}/{cfg}_16shots/seed1"
@@ -150,6 +166,46 @@ def test_coop_few_shot_picks_the_papers_config(dry, dataset, shots, cfg):
     assert train["flags"]["--config-file"] == f"configs/trainers/CoOp/{cfg}.yaml"
     assert train["flags"]["--output-dir"] == f"{dry.output}/{dataset}/CoOp/{cfg}_{shots}shots/seed3"
     assert train["opts"] == {"DATASET.NUM_SHOTS": str(shots), "DATASET.SUBSAMPLE_CLASSES": "all"}
+
+
+@pytest.mark.parametrize("method, trainer, cfg", [
+    ("maple", "MaPLe", "vit_b16_c2_ep5_batch4_2ctx"),
+    ("ivlp", "IVLP", "vit_b16_c2_ep5_batch4_2+2ctx"),
+    ("vpt", "VPT", "vit_b16_c2_ep5_batch4_4"),
+])
+def test_deep_prompt_few_shot_uses_the_base2new_config(dry, method, trainer, cfg):
+    result, (train,) = dry(f"scripts/{method}/few_shot.sh", "caltech101", 4, 2)
+    assert result.returncode == 0, result.stderr
+    assert train["flags"]["--trainer"] == trainer
+    assert train["flags"]["--config-file"] == f"configs/trainers/{trainer}/{cfg}.yaml"
+    assert train["flags"]["--output-dir"] == f"{dry.output}/caltech101/{trainer}/{cfg}_4shots/seed2"
+    assert train["opts"] == {"DATASET.NUM_SHOTS": "4", "DATASET.SUBSAMPLE_CLASSES": "all"}
+
+
+@pytest.mark.parametrize("config, epochs, lr, prompts", [
+    # MaPLe's official cross-dataset recipe, and the same recipe for IVLP and VPT
+    ("MaPLe/vit_b16_c2_ep5_batch4_2ctx_cross_datasets", 2, 0.0026,
+     {"MAPLE.N_CTX": 2, "MAPLE.PROMPT_DEPTH": 3}),
+    ("IVLP/vit_b16_c2_ep2_batch4_2+2ctx_cross_datasets", 2, 0.0026,
+     {"IVLP.N_CTX_VISION": 2, "IVLP.N_CTX_TEXT": 2, "IVLP.PROMPT_DEPTH_VISION": 3,
+      "IVLP.PROMPT_DEPTH_TEXT": 3}),
+    ("VPT/vit_b16_c2_ep2_batch4_8ctx_cross_datasets", 2, 0.0026,
+     {"VPT.N_CTX_VISION": 8, "VPT.PROMPT_DEPTH_VISION": 3}),
+    # the base-to-new recipes of the MaPLe repo
+    ("MaPLe/vit_b16_c2_ep5_batch4_2ctx", 5, 0.0035, {"MAPLE.N_CTX": 2, "MAPLE.PROMPT_DEPTH": 9}),
+    ("IVLP/vit_b16_c2_ep5_batch4_2+2ctx", 5, 0.0035,
+     {"IVLP.PROMPT_DEPTH_VISION": 12, "IVLP.PROMPT_DEPTH_TEXT": 12}),
+    ("VPT/vit_b16_c2_ep5_batch4_4", 5, 0.0025, {"VPT.N_CTX_VISION": 8, "VPT.PROMPT_DEPTH_VISION": 12}),
+])
+def test_deep_prompt_configs_hold_the_papers_recipes(make_cfg, config, epochs, lr, prompts):
+    trainer = config.split("/")[0]
+    cfg = make_cfg(trainer, config_file=os.path.join(REPO_ROOT, "configs", "trainers", f"{config}.yaml"))
+    assert cfg.OPTIM.MAX_EPOCH == epochs and cfg.OPTIM.LR == pytest.approx(lr)
+    assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4 and cfg.OPTIM.LR_SCHEDULER == "cosine"
+    assert cfg.OPTIM.WARMUP_EPOCH == 1 and cfg.MODEL.BACKBONE.NAME == "ViT-B/16"
+    for key, value in prompts.items():
+        node, leaf = key.split(".")
+        assert cfg.TRAINER[node][leaf] == value, key
 
 
 @pytest.mark.parametrize("subset, folder", [
@@ -205,6 +261,39 @@ def test_bad_input_fails_with_one_clear_line(dry):
     assert "no checkpoint of epoch 10 under" in result.stderr
 
 
+def test_a_run_with_a_checkpoint_is_resumed_and_any_other_starts_fresh(dry):
+    run_dir = f"{dry.output}/demo/CoOp/tiny_vit_2shots/seed1"
+    result, (train,) = dry("scripts/coop/few_shot.sh", "demo", 2, 1, CFG="tiny_vit")
+    assert result.returncode == 0, result.stderr
+    assert "--resume" not in train["flags"]
+    assert f"Training a new run in {run_dir}." in result.stdout
+
+    os.makedirs(run_dir)  # killed before its first checkpoint: a log, nothing to resume
+    with open(os.path.join(run_dir, "log.txt"), "w") as log:
+        log.write("epoch [1/2] batch [1/5]\n")
+    result, (train,) = dry("scripts/coop/few_shot.sh", "demo", 2, 1, CFG="tiny_vit")
+    assert "--resume" not in train["flags"]
+
+    fake_checkpoint(run_dir, 1)  # a checkpoint file alone is no pointer to resume from
+    result, (train,) = dry("scripts/coop/few_shot.sh", "demo", 2, 1, CFG="tiny_vit")
+    assert "--resume" not in train["flags"]
+
+    with open(os.path.join(run_dir, "prompt_learner", "checkpoint"), "w") as pointer:
+        pointer.write("model.pth.tar-1\n")
+    result, (train,) = dry("scripts/coop/few_shot.sh", "demo", 2, 1, "OPTIM.LR", "0.1",
+                           CFG="tiny_vit")
+    assert result.returncode == 0, result.stderr
+    assert train["flags"]["--resume"] is True and train["flags"]["--output-dir"] == run_dir
+    assert train["opts"]["OPTIM.LR"] == "0.1", "the trailing overrides still reach train.py"
+    assert (f"Resuming the interrupted run in {run_dir} from its last checkpoint (--resume)."
+            in result.stdout)
+
+    with open(os.path.join(run_dir, "log.txt"), "a") as log:
+        log.write("Finish training\n* accuracy: 40.0%\n")
+    result, commands = dry("scripts/coop/few_shot.sh", "demo", 2, 1, CFG="tiny_vit")
+    assert result.returncode == 0 and not commands and "skipping this run" in result.stdout
+
+
 def is_done(directory, mode):
     command = f'. scripts/common.sh; rpp_is_done "$1" {mode}'
     return subprocess.run(["bash", "-c", command, "bash", str(directory)],
@@ -239,10 +328,58 @@ def test_base2new_on_demo_runs_then_skips(demo_data_root, tmp_path):
     assert ACCURACY.search(test_log)
     assert "model.pth.tar-1" in test_log
     assert re.search(r"SUBSAMPLE_CLASSES: new", test_log)
-    assert "# classes  5" in train_log and "# classes  5" in test_log
+    base, new = demo_base_and_new_class_counts(demo_data_root)
+    assert f"# classes  {base}\n" in train_log and f"# classes  {new}\n" in test_log
 
     second = run_script("scripts/coop/base2new.sh", "demo", 1, env=env)
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("skipping this run") == 2, second.stdout
     assert sorted(os.listdir(train_dir)).count("log.txt") == 1
     assert not [f for f in os.listdir(train_dir) + os.listdir(test_dir) if f.startswith("log.txt-")]
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_run_is_resumed_when_the_script_runs_again(demo_data_root, tmp_path):
+    env = {"DATA": demo_data_root, "OUTPUT": str(tmp_path / "output"), "CFG": "tiny_vit",
+           "PYTHON": sys.executable}
+    run_dir = tmp_path / "output" / "demo" / "IVLP" / "tiny_vit_2shots" / "seed1"
+    # Epoch 1 of 2 ends with a checkpoint, then the run stops before its final test:
+    # what a job killed during epoch 2 leaves behind.
+    first = run_script("scripts/ivlp/few_shot.sh", "demo", 2, 1, "TEST.NO_TEST", "True",
+                       env=dict(env, EPOCHS="1"), timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"Training a new run in {run_dir}." in first.stdout
+    assert (run_dir / "prompt_learner" / "checkpoint").read_text().strip() == "model.pth.tar-1"
+    assert not ACCURACY.search(first.stdout) and not is_done(run_dir, "train")
+
+    # Without the sweep's --resume, train.py refuses the folder (nothing is lost).
+    second = run_script("scripts/ivlp/few_shot.sh", "demo", 2, 1, env=dict(env, EPOCHS="2"),
+                        timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (f"Resuming the interrupted run in {run_dir} from its last checkpoint (--resume)."
+            in second.stdout)
+    assert "Found checkpoint at" in second.stdout and "Previous epoch: 1" in second.stdout
+    assert "epoch [2/2]" in second.stdout and "epoch [1/2]" not in second.stdout
+    assert ACCURACY.search(second.stdout.split("Finish training")[-1])
+    assert (run_dir / "prompt_learner" / "model.pth.tar-2").is_file()
+    assert is_done(run_dir, "train")
+
+    third = run_script("scripts/ivlp/few_shot.sh", "demo", 2, 1, env=dict(env, EPOCHS="2"))
+    assert third.returncode == 0 and "skipping this run" in third.stdout, third.stdout
+
+
+@pytest.mark.slow
+def test_maple_base2new_on_demo_end_to_end(demo_data_root, tmp_path):
+    env = {"DATA": demo_data_root, "OUTPUT": str(tmp_path / "output"), "CFG": "tiny_vit",
+           "EPOCHS": "1", "PYTHON": sys.executable}
+    result = run_script("scripts/maple/base2new.sh", "demo", 1, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    common = "demo/shots_16/MaPLe/tiny_vit/seed1"
+    train_log = (tmp_path / "output" / "base2new" / "train_base" / common / "log.txt").read_text()
+    test_log = (tmp_path / "output" / "base2new" / "test_new" / common / "log.txt").read_text()
+    assert "Finish training" in train_log and ACCURACY.search(train_log.split("Finish training")[-1])
+    assert "model.pth.tar-1" in test_log and ACCURACY.search(test_log)
+    base, new = demo_base_and_new_class_counts(demo_data_root)
+    assert "SUBSAMPLE_CLASSES: new" in test_log and f"# classes  {new}\n" in test_log
+    assert f"# classes  {base}\n" in train_log
+    assert "NAME: MaPLe" in train_log and "PROMPT_DEPTH: 3" in train_log

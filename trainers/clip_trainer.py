@@ -11,6 +11,10 @@ reliability layer, written against Dassl's hooks so it works on both backends:
 * resume only when asked (``cfg.RESUME``), never silently from OUTPUT_DIR;
 * a non-finite loss skips its step with a warning and aborts the run after
   ``TRAIN.MAX_NONFINITE_STEPS`` in a row.
+
+Under torchrun the model is also wrapped in DistributedDataParallel (``ddp_model``);
+``forward_model`` is the one training forward that goes through it, and only rank 0
+writes checkpoints and tensorboard events (docs/distributed.md).
 """
 import os.path as osp
 import random
@@ -20,10 +24,15 @@ import numpy as np
 import torch
 
 from engine import AverageMeter, MetricMeter, TrainerX, load_checkpoint, mkdir_if_missing
+from engine.bundled.data import loader_options  # noqa: F401  (registers DATALOADER keys)
 from engine.bundled.utils.checkpoint import POINTER_FILE
 from engine.bundled.utils.checkpoint import load_checkpoint as safe_load_checkpoint
 from engine.bundled.train_log import log_training_step
 from engine.bundled.utils.checkpoint import save_checkpoint as atomic_save_checkpoint
+from engine.distributed import (
+    all_gather_objects, all_ranks_agree, barrier, get_rank, get_world_size, is_distributed,
+    is_main_process, set_sampler_epoch, wrap_in_ddp,
+)
 from engine.user_errors import UserError
 from models.clip_loader import input_resolution, load_clip_from_cfg
 from models.precision import autocast, check_precision, make_grad_scaler
@@ -72,6 +81,19 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def per_rank(state):
+    """In multi-process runs, every rank's RNG state (a list, saved by rank 0)."""
+    return all_gather_objects(state) if is_distributed() else state
+
+
+def this_ranks(state):
+    """The RNG state this process resumes from: its own from a multi-process checkpoint
+    of the same size, else rank 0's (or the single one)."""
+    if not isinstance(state, list):
+        return state
+    return state[get_rank()] if len(state) == get_world_size() else state[0]
+
+
 class ClipTrainer(TrainerX):
     """Base for CLIP trainers. Subclasses set ``config_node`` (e.g. "COOP") for PREC."""
 
@@ -80,6 +102,14 @@ class ClipTrainer(TrainerX):
     _nonfinite_total = 0
     _nonfinite_epoch = 0
     _mid_epoch_resume = None  # (batches done, epoch-start RNG, RNG after them)
+    ddp_model = None  # self.model in DistributedDataParallel, in multi-process runs
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # self.model stays the plain module (unprefixed state dicts, inference, prompt
+        # access); only the training forward goes through the wrapper.
+        if is_distributed() and isinstance(self.__dict__.get("model"), torch.nn.Module):
+            self.ddp_model = wrap_in_ddp(self.model)
 
     @property
     def precision(self):
@@ -108,6 +138,13 @@ class ClipTrainer(TrainerX):
 
     def make_grad_scaler(self):
         return make_grad_scaler(self.precision, self.device)
+
+    def forward_model(self, *args, **kwargs):
+        """The training forward pass of ``self.model``; through DDP in multi-process runs,
+        whose backward then averages the prompt gradients over the ranks."""
+        if self.ddp_model is not None:
+            return self.ddp_model(*args, **kwargs)
+        return self.model(*args, **kwargs)
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
@@ -139,14 +176,17 @@ class ClipTrainer(TrainerX):
         Raises NonFiniteLossError at TRAIN.MAX_NONFINITE_STEPS non-finite losses in a
         row (0: never).
         """
-        if bool(torch.isfinite(loss).all()):
+        # Ranks must agree: one rank skipping backward would leave the others waiting in
+        # DDP's gradient all-reduce.
+        if all_ranks_agree(bool(torch.isfinite(loss).all())):
             self._nonfinite_in_a_row = 0
             return True
         self._nonfinite_in_a_row += 1
         self._nonfinite_total += 1
         self._nonfinite_epoch += 1
         value = loss.detach().float().flatten()
-        value = value[~torch.isfinite(value)][0].item()
+        nonfinite = value[~torch.isfinite(value)]
+        value = nonfinite[0].item() if len(nonfinite) else "finite here, non-finite on another rank"
         where = self._where()
         limit = int(self.cfg.TRAIN.get("MAX_NONFINITE_STEPS", 5))
         if 0 < limit <= self._nonfinite_in_a_row:
@@ -179,9 +219,10 @@ class ClipTrainer(TrainerX):
         else:
             print("Training from scratch (RESUME is not set)")
             self.start_epoch = 0
-        writer_dir = osp.join(self.output_dir, "tensorboard")
-        mkdir_if_missing(writer_dir)
-        self.init_writer(writer_dir)
+        if is_main_process():  # tensorboard events come from rank 0 only
+            writer_dir = osp.join(self.output_dir, "tensorboard")
+            mkdir_if_missing(writer_dir)
+            self.init_writer(writer_dir)
         self.time_start = time.time()
 
     def run_epoch(self):
@@ -193,6 +234,7 @@ class ClipTrainer(TrainerX):
         self.num_batches = len(self.train_loader_x)
         checkpoint_iters = int(self.cfg.TRAIN.get("CHECKPOINT_ITERS", 0))
         self._nonfinite_epoch = 0
+        set_sampler_epoch(self.train_loader_x, self.epoch)
 
         skip, rng_after_skip = 0, None
         if self._mid_epoch_resume is not None:
@@ -234,9 +276,10 @@ class ClipTrainer(TrainerX):
         """What, besides weights/optimizer/scheduler, an exact resume needs."""
         scaler = self.__dict__.get("scaler")
         return {
-            "rng": rng_state(),
+            "rng": per_rank(rng_state()),
             "batches_done": batches_done,
-            "epoch_start_rng": self.__dict__.get("_epoch_start_rng") if batches_done else None,
+            "epoch_start_rng": (per_rank(self.__dict__.get("_epoch_start_rng"))
+                                if batches_done else None),
             "best_result": float(self.best_result),
             "scaler": scaler.state_dict() if scaler is not None else None,
         }
@@ -254,6 +297,13 @@ class ClipTrainer(TrainerX):
 
     def _save_checkpoints(self, directory, epochs_done, resume, is_best=False, val_result=None,
                           model_name=""):
+        if is_main_process():  # one writer per run; the others wait until it is on disk
+            self._write_checkpoints(directory, epochs_done, resume, is_best, val_result,
+                                    model_name)
+        barrier()
+
+    def _write_checkpoints(self, directory, epochs_done, resume, is_best, val_result,
+                           model_name):
         for name in self.get_model_names():
             optim = self._optims[name]
             sched = self._scheds[name]
@@ -308,12 +358,13 @@ class ClipTrainer(TrainerX):
             scaler.load_state_dict(resume["scaler"])
         if resume.get("batches_done"):
             self._mid_epoch_resume = (
-                resume["batches_done"], resume["epoch_start_rng"], resume["rng"]
+                resume["batches_done"], this_ranks(resume["epoch_start_rng"]),
+                this_ranks(resume["rng"]),
             )
             print(f"Resuming inside epoch {start_epoch + 1} after "
                   f"{resume['batches_done']} batch(es)")
         else:
-            set_rng_state(resume["rng"])
+            set_rng_state(this_ranks(resume["rng"]))
         return start_epoch
 
     def finish_batch(self):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY
 from engine.config_extension import add_node, config_extension
+from engine.user_errors import UserError
 from models.class_prompts import ClassPromptAssembler
 from models.prompt_init import init_context
 from models.prompted_clip import PromptedCLIP
@@ -124,7 +125,14 @@ class ConditionedCLIP(PromptedCLIP):
 class CoCoOp(PromptTrainer):
     config_node = "COCOOP"
 
-    def build_prompted_model(self, clip_model):
-        opts = self.cfg.TRAINER.COCOOP
-        prompt_learner = CoCoOpPromptLearner(clip_model, self.classnames, opts.N_CTX, opts.CTX_INIT)
+    def check_cfg(self, cfg):
+        super().check_cfg(cfg)
+        if int(cfg.TRAINER.CLASS_SAMPLING.K) > 0:
+            raise UserError("CoCoOp conditions every class prompt on the image, so it cannot "
+                            "encode sampled classes; set TRAINER.CLASS_SAMPLING.K 0")
+
+    @classmethod
+    def build_prompted_model(cls, cfg, clip_model, classnames):
+        opts = cfg.TRAINER.COCOOP
+        prompt_learner = CoCoOpPromptLearner(clip_model, classnames, opts.N_CTX, opts.CTX_INIT)
         return ConditionedCLIP(clip_model, prompt_learner)

@@ -39,14 +39,18 @@ class CoOpPromptLearner(nn.Module):
     learns_text = True
 
     @property
+    def n_cls(self):
+        return self.assembler.n_cls
+
+    @property
     def tokenized_prompts(self):
         return self.assembler.tokenized_prompts
 
-    def forward(self):
-        return self.assembler(self.ctx)
+    def forward(self, class_ids=None):
+        return self.assembler(self.ctx, class_ids)
 
-    def text_inputs(self):
-        return self(), self.tokenized_prompts, None
+    def text_inputs(self, class_ids=None):
+        return self(class_ids), self.assembler.tokens(class_ids), None
 
     def vision_inputs(self):
         return None, None
@@ -56,10 +60,11 @@ class CoOpPromptLearner(nn.Module):
 class CoOp(PromptTrainer):
     config_node = "COOP"
 
-    def build_prompted_model(self, clip_model):
-        opts = self.cfg.TRAINER.COOP
+    @classmethod
+    def build_prompted_model(cls, cfg, clip_model, classnames):
+        opts = cfg.TRAINER[cls.config_node]
         prompt_learner = CoOpPromptLearner(
-            clip_model, self.classnames, opts.N_CTX, opts.CTX_INIT, opts.CSC,
+            clip_model, classnames, opts.N_CTX, opts.CTX_INIT, opts.CSC,
             opts.CLASS_TOKEN_POSITION,
         )
         return PromptedCLIP(clip_model, prompt_learner)

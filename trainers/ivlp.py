@@ -45,12 +45,14 @@ def add_ivlp_keys(cfg):
 class DeepPromptTrainer(PromptTrainer):
     """A deep prompt learner (``build_prompt_learner``) on the frozen text and vision towers."""
 
-    def build_prompt_learner(self, clip_model, image_encoder):
+    @classmethod
+    def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
         raise NotImplementedError
 
-    def build_prompted_model(self, clip_model):
-        image_encoder = VisionEncoder(clip_model, self.cfg.MODEL.BACKBONE.NAME)
-        prompt_learner = self.build_prompt_learner(clip_model, image_encoder)
+    @classmethod
+    def build_prompted_model(cls, cfg, clip_model, classnames):
+        image_encoder = VisionEncoder(clip_model, cfg.MODEL.BACKBONE.NAME)
+        prompt_learner = cls.build_prompt_learner(cfg, clip_model, image_encoder, classnames)
         return PromptedCLIP(clip_model, prompt_learner, image_encoder)
 
 
@@ -91,12 +93,16 @@ class IVLPPromptLearner(nn.Module):
             self.vision_ctx = None
 
     @property
+    def n_cls(self):
+        return self.assembler.n_cls
+
+    @property
     def tokenized_prompts(self):
         return self.assembler.tokenized_prompts
 
-    def text_inputs(self):
+    def text_inputs(self, class_ids=None):
         hook = DeepPromptHook(self.text_slots, list(self.deep_text_prompts))
-        return self.assembler(self.ctx), self.tokenized_prompts, hook
+        return self.assembler(self.ctx, class_ids), self.assembler.tokens(class_ids), hook
 
     def vision_inputs(self):
         if self.vision_ctx is None:
@@ -108,5 +114,6 @@ class IVLPPromptLearner(nn.Module):
 class IVLP(DeepPromptTrainer):
     config_node = "IVLP"
 
-    def build_prompt_learner(self, clip_model, image_encoder):
-        return IVLPPromptLearner(clip_model, image_encoder, self.classnames, self.cfg.TRAINER.IVLP)
+    @classmethod
+    def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
+        return IVLPPromptLearner(clip_model, image_encoder, classnames, cfg.TRAINER.IVLP)

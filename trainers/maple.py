@@ -60,12 +60,16 @@ class MultiModalPromptLearner(nn.Module):
         self.vision_slots = vision_slots(n_ctx)
 
     @property
+    def n_cls(self):
+        return self.assembler.n_cls
+
+    @property
     def tokenized_prompts(self):
         return self.assembler.tokenized_prompts
 
-    def text_inputs(self):
+    def text_inputs(self, class_ids=None):
         hook = DeepPromptHook(self.text_slots, list(self.compound_prompts_text))
-        return self.assembler(self.ctx), self.tokenized_prompts, hook
+        return self.assembler(self.ctx, class_ids), self.assembler.tokens(class_ids), hook
 
     def vision_inputs(self):
         deeper = [project(prompt) for project, prompt
@@ -77,5 +81,6 @@ class MultiModalPromptLearner(nn.Module):
 class MaPLe(DeepPromptTrainer):
     config_node = "MAPLE"
 
-    def build_prompt_learner(self, clip_model, image_encoder):
-        return MultiModalPromptLearner(clip_model, image_encoder, self.classnames, self.cfg.TRAINER.MAPLE)
+    @classmethod
+    def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
+        return MultiModalPromptLearner(clip_model, image_encoder, classnames, cfg.TRAINER.MAPLE)

@@ -1,46 +1,123 @@
-"""The training step every prompt-learning baseline shares: CE on prompted-CLIP logits.
+"""The training step every prompt learner shares: cross-entropy on prompted-CLIP logits,
+over all classes or over sampled classes.
 
 A subclass only says how to build its prompted model (``build_prompted_model``); this
 base freezes everything but ``model.prompt_learner``, builds the optimizer and the
-scheduler for it, registers it as the one checkpointed module, and trains with
-cross-entropy under the configured precision.
+scheduler for it, registers it as the one checkpointed module, and trains under the
+configured precision with the loss in fp32.
+
+Class sampling (POMP's local contrast and local correction, ``models.class_sampling``)
+is a switch for every prompt trainer: ``TRAINER.CLASS_SAMPLING.K > 0`` encodes only the
+batch's classes plus K - 1 shared negatives per step, which is how CoOp, MaPLe, POMP and
+RPP alike can train on ImageNet-21K's classes. ``DATALOADER.K_TRANSFORMS > 1`` (POMP's
+several augmented views per image) is folded into the batch.
 """
+import torch
 import torch.nn.functional as F
 
 from engine import build_lr_scheduler, build_optimizer, compute_accuracy
+from engine.config_extension import add_node, config_extension
+from engine.user_errors import UserError
+from models.class_sampling import check_log_base, class_sampler_from_cfg
 from models.precision import check_precision
 from trainers.clip_trainer import ClipTrainer
 
 
+@config_extension
+def add_class_sampling_keys(cfg):
+    add_node(cfg, "TRAINER.CLASS_SAMPLING", {
+        "K": 0,  # classes per step: the batch's own + K - 1 sampled negatives (0: all classes)
+        "LOG_BASE": 10.0,  # margin -log(p) in this base: 10 as POMP's code, 2.718281828459045 (e) textbook
+        "CORRECTION": True,  # add the margin to the negative logits (local correction)
+    })
+
+
 class PromptTrainer(ClipTrainer):
+    class_sampler = None
+
     def check_cfg(self, cfg):
         check_precision(cfg.TRAINER[self.config_node].PREC)
+        check_log_base(cfg.TRAINER.CLASS_SAMPLING.LOG_BASE)
 
-    def build_prompted_model(self, clip_model):
-        """A module with a ``prompt_learner`` attribute whose forward gives logits."""
+    @classmethod
+    def build_prompted_model(cls, cfg, clip_model, classnames):
+        """A module with a ``prompt_learner`` attribute whose forward gives logits.
+
+        A classmethod of the config and class names only, so tools can rebuild a
+        trained model for any class list without a dataset (tools/export_classifier.py).
+        """
         raise NotImplementedError
 
     def build_model(self):
         clip_model = self.load_frozen_clip()
         print(f"Building custom CLIP ({type(self).__name__})")
-        self.model = self.build_prompted_model(clip_model).to(self.device)
+        self.model = self.build_prompted_model(self.cfg, clip_model, self.classnames).to(self.device)
         print("Turning off gradients in both the image and the text encoder")
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith("prompt_learner."))
         trainable = [name for name, p in self.model.named_parameters() if p.requires_grad]
         print(f"Parameters to be updated: {trainable}")
-        self.optim = build_optimizer(self.model.prompt_learner, self.cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
+        if trainable:
+            self.optim = build_optimizer(self.model.prompt_learner, self.cfg.OPTIM)
+            self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
+        else:  # e.g. RPP with both prompt depths 0: frozen CLIP, evaluation only
+            self.optim = self.sched = None
         self.register_model("prompt_learner", self.model.prompt_learner, self.optim, self.sched)
         self.scaler = self.make_grad_scaler()
+        self.class_sampler = class_sampler_from_cfg(self.cfg, len(self.classnames))
+        if self.class_sampler is not None:
+            sampler = self.class_sampler
+            print(f"Class sampling: {sampler.k} classes per step out of {sampler.num_classes}, "
+                  f"local correction {f'on (log base {sampler.log_base:g})' if sampler.correction else 'off'}")
+        self.build_extra_models(clip_model)
+
+    def before_train(self):
+        if self.optim is None:
+            raise UserError(
+                f"{type(self).__name__} has no learnable prompts with this config (all prompt "
+                "depths 0): it is frozen CLIP; evaluate it with --eval-only"
+            )
+        super().before_train()
+
+    def build_extra_models(self, clip_model):
+        """Hook for what a method adds besides the prompted model (RPP: its KD teacher)."""
+
+    def parse_batch_train(self, batch):
+        views = batch["img"]
+        if not isinstance(views, (list, tuple)):
+            return super().parse_batch_train(batch)
+        # K_TRANSFORMS augmented views of every image: one batch of K * B, labels repeated
+        label = batch["label"].to(self.device)
+        return torch.cat([view.to(self.device) for view in views]), label.repeat(len(views))
+
+    def training_logits(self, image, label):
+        """(student logits [B, n] fp32, sampled classes or None). Without sampling the
+        columns are all classes; with it, the sampled ``class_ids``."""
+        if self.class_sampler is None:
+            return self.forward_model(image).float(), None
+        sampled = self.class_sampler.sample(label)
+        return self.forward_model(image, class_ids=sampled.class_ids).float(), sampled
+
+    def loss_terms(self, image, label, logits, sampled):
+        """Named loss terms (summed for the step); the supervised CE is always one."""
+        if sampled is None:
+            return {"loss_ce": F.cross_entropy(logits, label)}
+        return {"loss_ce": sampled.cross_entropy(logits)}
 
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)
         with self.autocast():
-            output = self.model(image)
-        loss = F.cross_entropy(output.float(), label)
+            logits, sampled = self.training_logits(image, label)
+        terms = self.loss_terms(image, label, logits, sampled)
+        loss = sum(terms.values())
         self.step_with_scaler(loss, self.scaler)
-        summary = {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
+        summary = {"loss": loss.item()}
+        if len(terms) > 1:
+            summary.update({name: value.item() for name, value in terms.items()})
+        if sampled is None:
+            summary["acc"] = compute_accuracy(logits, label)[0].item()
+        else:  # accuracy among the sampled classes (positive = column 0)
+            summary["acc"] = compute_accuracy(sampled.arrange(logits), sampled.targets())[0].item()
         self.finish_batch()
         return summary
 

@@ -5,12 +5,11 @@ replaced in vision layers 1..PROMPT_DEPTH_VISION-1; the text side is CLIP's own,
 with the fixed hand-crafted prompt "<CTX_INIT> <class>." (no learned text), so class
 text features are computed once.
 """
-import torch
 from torch import nn
 
 from engine import TRAINER_REGISTRY
 from engine.config_extension import add_node, config_extension
-from models.clip_loader import tokenize
+from models.class_prompts import FixedClassPrompts
 from models.deep_prompts import DeepPromptHook, make_deep_prompts, random_prompts, vision_slots
 from trainers.ivlp import DeepPromptTrainer, vision_depth
 
@@ -36,18 +35,22 @@ class VPTPromptLearner(nn.Module):
         template = opts.CTX_INIT.replace("_", " ").strip()
         texts = [f"{template} {name}." if template else f"{name}." for name in classnames]
         print(f'Deep vision prompting: {n_vision} tokens, depth {depth}; text "{texts[0]}"')
-        tokenized = tokenize(texts).to(clip_model.token_embedding.weight.device)
-        with torch.no_grad():
-            embeddings = clip_model.token_embedding(tokenized).float()
-        # Frozen text input: non-persistent, so checkpoints hold only the vision prompts.
-        self.register_buffer("tokenized_prompts", tokenized, persistent=False)
-        self.register_buffer("text_embeddings", embeddings, persistent=False)
+        self.fixed_text = FixedClassPrompts(clip_model, texts)
         self.vision_ctx = nn.Parameter(random_prompts(n_vision, image_encoder.width))
         self.deep_vision_prompts = make_deep_prompts(depth - 1, n_vision, image_encoder.width)
         self.vision_slots = vision_slots(n_vision)
 
-    def text_inputs(self):
-        return self.text_embeddings, self.tokenized_prompts, None
+    @property
+    def n_cls(self):
+        return self.fixed_text.n_cls
+
+    @property
+    def tokenized_prompts(self):
+        return self.fixed_text.tokenized_prompts
+
+    def text_inputs(self, class_ids=None):
+        embeddings, tokens = self.fixed_text(class_ids)
+        return embeddings, tokens, None
 
     def vision_inputs(self):
         return self.vision_ctx, DeepPromptHook(self.vision_slots, list(self.deep_vision_prompts))
@@ -57,5 +60,6 @@ class VPTPromptLearner(nn.Module):
 class VPT(DeepPromptTrainer):
     config_node = "VPT"
 
-    def build_prompt_learner(self, clip_model, image_encoder):
-        return VPTPromptLearner(clip_model, image_encoder, self.classnames, self.cfg.TRAINER.VPT)
+    @classmethod
+    def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
+        return VPTPromptLearner(clip_model, image_encoder, classnames, cfg.TRAINER.VPT)

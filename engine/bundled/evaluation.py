@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
+from engine.distributed import is_main_process
+
 from .registry import EVALUATOR_REGISTRY, check_availability
 
 
@@ -85,7 +87,7 @@ class Classification(EvaluatorBase):
         )
         if self._per_class:
             results["perclass_accuracy"] = self._report_per_class()
-        if self.cfg.TEST.COMPUTE_CMAT:
+        if self.cfg.TEST.COMPUTE_CMAT and is_main_process():  # every rank has the same one
             self._save_confusion_matrix()
         return results
 

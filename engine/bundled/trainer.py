@@ -24,6 +24,10 @@ from engine.bundled.utils import (
     AverageMeter, MetricMeter, load_checkpoint, mkdir_if_missing, resume_from_checkpoint,
     save_checkpoint,
 )
+from engine.distributed import (
+    barrier, gather_predictions, get_world_size, is_distributed, is_main_process,
+    set_sampler_epoch,
+)
 
 
 def build_trainer(cfg):
@@ -66,6 +70,11 @@ class TrainerBase:
         return names
 
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+        if is_main_process():  # one writer per run; the others wait until it is on disk
+            self._write_checkpoints(epoch, directory, is_best, val_result, model_name)
+        barrier()
+
+    def _write_checkpoints(self, epoch, directory, is_best, val_result, model_name):
         for name in self.get_model_names():
             optim = self._optims[name]
             sched = self._scheds[name]
@@ -133,6 +142,8 @@ class TrainerBase:
             raise FloatingPointError("Loss is infinite or NaN!")
 
     def init_writer(self, log_dir):
+        if not is_main_process():  # tensorboard events come from rank 0 only
+            return
         if self.__dict__.get("_writer") is None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -304,14 +315,39 @@ class SimpleTrainer(TrainerBase):
             split = "test"
             data_loader = self.test_loader
         print(f"Evaluate on the *{split}* set")
-        for batch in tqdm(data_loader):
-            input, label = self.parse_batch_test(batch)
-            output = self.model_inference(input)
-            self.evaluator.process(output, label)
+        if is_distributed():
+            self._evaluate_sharded(data_loader)
+        else:
+            for batch in tqdm(data_loader):
+                input, label = self.parse_batch_test(batch)
+                output = self.model_inference(input)
+                self.evaluator.process(output, label)
         results = self.evaluator.evaluate()
         for k, v in results.items():
             self.write_scalar(f"{split}/{k}", v, self.epoch)
         return list(results.values())[0]
+
+    def _evaluate_sharded(self, data_loader):
+        """Each rank predicts its shard; the evaluator sees every image once, in order.
+
+        All ranks evaluate the same gathered set, so they return the same result
+        (trainers compare it, e.g. for best-val checkpoints, and must agree).
+        """
+        indices, outputs, labels = [], [], []
+        for batch in tqdm(data_loader, disable=not is_main_process()):
+            input, label = self.parse_batch_test(batch)
+            outputs.append(self.model_inference(input).detach().cpu())
+            labels.append(label.detach().cpu())
+            indices.append(torch.as_tensor(batch["index"]).cpu())
+        local = (
+            (torch.cat(indices), torch.cat(outputs), torch.cat(labels)) if indices
+            else (torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0, dtype=torch.long))
+        )
+        all_indices, all_outputs, all_labels = gather_predictions(*local)
+        print(f"Gathered {len(all_indices):,} predictions from {get_world_size()} processes")
+        chunk = max(1, int(self.cfg.DATALOADER.TEST.BATCH_SIZE))
+        for start in range(0, len(all_indices), chunk):
+            self.evaluator.process(all_outputs[start:start + chunk], all_labels[start:start + chunk])
 
     def model_inference(self, input):
         return self.model(input)
@@ -333,6 +369,7 @@ class TrainerX(SimpleTrainer):
         batch_time = AverageMeter()
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
+        set_sampler_epoch(self.train_loader_x, self.epoch)
 
         end = time.time()
         for self.batch_idx, batch in enumerate(self.train_loader_x):

@@ -1,13 +1,15 @@
 """DatasetWrapper, build_data_loader and DataManager: from a config to data loaders."""
-import torch
 from PIL import Image
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import Compose, Normalize, Resize, ToTensor
 
 from engine.bundled.data.dataset_base import build_dataset
+from engine.bundled.data.distributed_samplers import build_distributed_sampler
+from engine.bundled.data.loader_options import loader_worker_options
 from engine.bundled.data.samplers import build_sampler
 from engine.bundled.data.transforms import INTERPOLATION_MODES, build_transform
+from engine.distributed import is_distributed
 from engine.user_errors import UserError, user_error
 
 CORRUPT_IMAGE_POLICIES = ("fail", "skip")  # DATALOADER.CORRUPT_IMAGE
@@ -158,10 +160,13 @@ def build_data_loader(
     cfg, sampler_type="SequentialSampler", data_source=None, batch_size=64, n_domain=0,
     n_ins=2, tfm=None, is_train=True, dataset_wrapper=None,
 ):
-    sampler = build_sampler(
-        sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
-        n_domain=n_domain, n_ins=n_ins,
-    )
+    if is_distributed():  # each rank loads its own share; BATCH_SIZE is per process
+        sampler = build_distributed_sampler(sampler_type, cfg, data_source, is_train)
+    else:
+        sampler = build_sampler(
+            sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
+            n_domain=n_domain, n_ins=n_ins,
+        )
     if dataset_wrapper is None:
         dataset_wrapper = DatasetWrapper
 
@@ -172,11 +177,10 @@ def build_data_loader(
         batch_size=batch_size,
         **({"collate_fn": collate_skipping_corrupt} if skip_corrupt else {}),
         sampler=sampler,
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
         # Keep the last partial batch when the whole set is smaller than one batch
         # (few-shot training), otherwise an epoch would have no batches at all.
-        drop_last=is_train and len(data_source) >= batch_size,
-        pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
+        drop_last=is_train and len(sampler) >= batch_size,
+        **loader_worker_options(cfg),
     )
     if len(loader) == 0:
         raise AssertionError(

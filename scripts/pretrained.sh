@@ -1,0 +1,54 @@
+# Shared logic of the prompt pre-training sweeps (scripts/rpp, scripts/pomp); sourced after
+# scripts/common.sh, never run. A pre-training run trains on all classes of SOURCE
+# (default imagenet_21k) and keeps its best epoch on SOURCE's val split (TEST.FINAL_MODEL
+# best_val in the configs); its prompts are then evaluated zero-shot on other datasets.
+#
+# The caller sets TRAINER (the pre-training trainer, used in folder names), CFG, and
+# EVAL_TRAINER with the options that make it evaluate a pre-trained run (see pt_eval).
+# Folders follow the cross-dataset layout the results parser reads:
+#   ${OUTPUT}/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/seed${SEED}            pre-training
+#   ${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${DATASET}/seed${SEED} zero-shot targets
+
+SOURCE=${SOURCE:-imagenet_21k}
+XD_TARGETS=${XD_TARGETS:-"caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"}
+DG_TARGETS=${DG_TARGETS:-"imagenetv2 imagenet_sketch imagenet_a imagenet_r"}
+
+# pt_pretrain SEED [KEY VALUE ...]
+pt_pretrain() {
+    rpp_usage "SEED" 1 $#
+    local seed=$1
+    shift
+    rpp_train "$(rpp_xd_model_dir "$seed")" "$SOURCE" all "$SHOTS" "$seed" "$@"
+}
+
+# pt_eval DATASET SEED [KEY VALUE ...]: the pre-trained prompts, zero-shot on DATASET.
+# PRETRAINED (a run folder) overrides the pre-training folder of this SEED.
+pt_eval() {
+    rpp_usage "DATASET SEED" 2 $#
+    local dataset=$1 seed=$2 model_dir dir cfg_file dataset_file
+    shift 2
+    model_dir=${PRETRAINED:-$(rpp_xd_model_dir "$seed")}
+    dir="${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${dataset}/seed${seed}"
+    rpp_skip_if_done "$dir" eval && return 0
+    [ -d "$model_dir" ] || rpp_die "no pre-trained run at $model_dir (run pretrain.sh $seed first, or set PRETRAINED)"
+    cfg_file=$(rpp_trainer_cfg)
+    dataset_file=$(rpp_dataset_cfg "$dataset")
+    # shellcheck disable=SC2046
+    "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$EVAL_TRAINER" \
+        --dataset-config-file "$dataset_file" --config-file "$cfg_file" --output-dir "$dir" \
+        --eval-only $(pt_eval_model_args "$model_dir") "$@"
+}
+
+pt_xd() {  # pt_xd SEED [KEY VALUE ...]: every cross-dataset target
+    rpp_usage "SEED" 1 $#
+    local seed=$1 target
+    shift
+    for target in $XD_TARGETS; do pt_eval "$target" "$seed" "$@"; done
+}
+
+pt_dg() {  # pt_dg SEED [KEY VALUE ...]: every ImageNet variant
+    rpp_usage "SEED" 1 $#
+    local seed=$1 target
+    shift
+    for target in $DG_TARGETS; do pt_eval "$target" "$seed" "$@"; done
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Domain generalisation: pre-trained RPP prompts, zero-shot on ImageNet-V2/Sketch/A/R.
+# Usage: bash scripts/rpp/dg.sh SEED [KEY VALUE ...]   (env PRETRAINED=run folder, DG_TARGETS)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/common.sh
+. scripts/pretrained.sh
+. scripts/rpp/eval_common.sh
+pt_dg "$@"

@@ -1,0 +1,275 @@
+"""Compare our CoOp / MaPLe / IVLP with the authors' code on one tiny random CLIP, in fp32.
+
+Both implementations get the same CLIP weights (a seeded random open_clip model whose
+widths the official code accepts), the same class names, the same prompt parameters and
+the same images. Printed: whether they tokenize and initialise alike, the largest logit
+difference, and the largest difference of every prompt parameter after one identical
+SGD step. Exit status 1 when a difference exceeds --tolerance.
+
+The official code is never copied here: point --official at a clone outside this repo.
+Its trainers import Dassl, so run this with a Python that has Dassl installed:
+
+    /work/ext/dassl-venv/bin/python tools/compare_official.py coop --official /work/ext/official-CoOp
+    /work/ext/dassl-venv/bin/python tools/compare_official.py maple \
+        --official /work/ext/official-multimodal-prompt-learning
+    (ivlp: the same, with the MaPLe repository)
+
+Two adjustments make the official code run in fp32 on a tiny model, both stated in the
+output: (1) its CLIP is built with the class constructor, as its ``build_model`` derives
+the number of heads as width // 64 and we pass the same shapes explicitly; (2) for MaPLe
+and IVLP, whose prompt paths call ``.half()`` on tensors (MaPLe also on ``proj``) because
+they only run in fp16, those casts are made no-ops while the official model is built and
+run, and the model is cast to fp32.
+"""
+import argparse
+import contextlib
+import importlib.util
+import os
+import sys
+import types
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Ours register into the bundled registries; the official trainers register into Dassl's
+# (the names CoOp and MaPLe would clash in one registry).
+os.environ.setdefault("RPP_ENGINE", "bundled")
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+CLASSNAMES = ["dog", "sea_lion", "Boeing 737-800", "forest", "red striped triangle"]
+BACKBONE = "compare-vit"
+# Widths: multiples of 64 (the official ViT derives heads as width // 64). MaPLe's
+# official prompt learner hard-codes text width 512 and vision width 768.
+SHAPES = {
+    "coop": dict(embed_dim=64, vision_width=128, text_width=128, layers=3),
+    "maple": dict(embed_dim=64, vision_width=768, text_width=512, layers=4),
+    "ivlp": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
+}
+OFFICIAL_TRAINER_FILES = {"coop": "coop.py", "maple": "maple.py", "ivlp": "independentVL.py"}
+OFFICIAL_USES_HALF_CASTS = {"maple", "ivlp"}
+IMAGE_SIZE, PATCH_SIZE, CONTEXT_LENGTH, VOCAB_SIZE = 32, 8, 77, 49408
+SGD = dict(lr=0.0035, momentum=0.9, weight_decay=5e-4)
+
+
+def register_tiny_backbone(shape):
+    from models.backbones import TINY_BACKBONES
+
+    TINY_BACKBONES[BACKBONE] = dict(
+        embed_dim=shape["embed_dim"],
+        quick_gelu=True,  # OpenAI's CLIP (and its vendored copies) use QuickGELU
+        vision_cfg=dict(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, width=shape["vision_width"],
+                        layers=shape["layers"], head_width=64),
+        text_cfg=dict(context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE,
+                      width=shape["text_width"], heads=shape["text_width"] // 64,
+                      layers=shape["layers"]),
+    )
+
+
+def import_official(official_dir, trainer_file):
+    """The official ``clip`` package (as ``clip``) and trainer module (under another name)."""
+    if importlib.util.find_spec("pkg_resources") is None:
+        # Some vendored clip.py versions import pkg_resources (gone from current
+        # setuptools) only for ``pkg_resources.packaging.version`` in a torch version check.
+        import packaging
+        import packaging.version  # noqa: F401  (makes packaging.version an attribute)
+
+        stub = types.ModuleType("pkg_resources")
+        stub.packaging = packaging
+        sys.modules["pkg_resources"] = stub
+    clip_dir = os.path.join(official_dir, "clip")
+    spec = importlib.util.spec_from_file_location(
+        "clip", os.path.join(clip_dir, "__init__.py"), submodule_search_locations=[clip_dir])
+    clip_package = importlib.util.module_from_spec(spec)
+    sys.modules["clip"] = clip_package
+    spec.loader.exec_module(clip_package)
+    module_name = "official_" + os.path.splitext(trainer_file)[0]
+    spec = importlib.util.spec_from_file_location(
+        module_name, os.path.join(official_dir, "trainers", trainer_file))
+    trainer_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trainer_module)
+    import clip.model as official_model
+
+    return official_model, trainer_module
+
+
+def build_cfg(method):
+    from engine import get_cfg_default
+    from engine.config_extension import extend_cfg
+
+    cfg = extend_cfg(get_cfg_default())
+    cfg.MODEL.BACKBONE.NAME = BACKBONE
+    cfg.INPUT.SIZE = (IMAGE_SIZE, IMAGE_SIZE)
+    if method == "coop":
+        opts = cfg.TRAINER.COOP
+        opts.N_CTX, opts.CTX_INIT, opts.CSC, opts.CLASS_TOKEN_POSITION = 4, "a photo of a", False, "end"
+    elif method == "maple":
+        opts = cfg.TRAINER.MAPLE
+        opts.N_CTX, opts.CTX_INIT, opts.PROMPT_DEPTH = 2, "a photo of a", 3
+    else:
+        opts = cfg.TRAINER.IVLP
+        opts.N_CTX_TEXT, opts.N_CTX_VISION, opts.CTX_INIT = 2, 2, "a photo of a"
+        opts.PROMPT_DEPTH_TEXT, opts.PROMPT_DEPTH_VISION = 3, 3
+    opts.PREC = "fp32"
+    return cfg
+
+
+def official_clip(official_model, ours, shape, cfg, method):
+    args = [shape["embed_dim"], IMAGE_SIZE, shape["layers"], shape["vision_width"], PATCH_SIZE,
+            CONTEXT_LENGTH, VOCAB_SIZE, shape["text_width"], shape["text_width"] // 64,
+            shape["layers"]]
+    # what the official trainers' load_clip_to_cpu pass
+    if method == "maple":
+        args.append({"trainer": "MaPLe", "vision_depth": 0, "language_depth": 0,
+                     "vision_ctx": 0, "language_ctx": 0, "maple_length": cfg.TRAINER.MAPLE.N_CTX})
+    elif method == "ivlp":
+        opts = cfg.TRAINER.IVLP
+        args.append({"trainer": "IVLP", "vision_depth": opts.PROMPT_DEPTH_VISION,
+                     "language_depth": opts.PROMPT_DEPTH_TEXT, "vision_ctx": opts.N_CTX_VISION,
+                     "language_ctx": opts.N_CTX_TEXT})
+    model = official_model.CLIP(*args)
+    # Strict but for the prompts that the official IVLP/VPT blocks own (copied later).
+    missing, unexpected = model.load_state_dict(ours.state_dict(), strict=False)
+    if unexpected or [key for key in missing if "VPT" not in key]:
+        raise SystemExit(f"CLIP state dicts differ: missing {missing}, unexpected {unexpected}")
+    return model.float().eval()
+
+
+@contextlib.contextmanager
+def half_is_a_no_op():
+    """Make ``Tensor.half()`` return the tensor itself (the official fp16-only casts)."""
+    original = torch.Tensor.half
+    torch.Tensor.half = lambda self, *args, **kwargs: self
+    try:
+        yield
+    finally:
+        torch.Tensor.half = original
+
+
+def our_prompt_parameters(model):
+    return {f"prompt_learner.{name}": param for name, param in model.prompt_learner.named_parameters()}
+
+
+def official_prompt_parameters(model):
+    """What the official trainers train: the prompt learner, plus (IVLP, VPT) every
+    parameter named ``VPT*``, which their CLIP blocks own."""
+    return {name: param for name, param in model.named_parameters()
+            if name.startswith("prompt_learner.") or "VPT" in name}
+
+
+def official_name(method, ours):
+    """The official name of our prompt parameter ``ours``. Ours keep every prompt in the
+    prompt learner; the official IVLP keeps the deeper ones (and the first vision one)
+    in the CLIP layers that use them."""
+    if method != "ivlp":
+        return ours
+    parts = ours.split(".")
+    if parts[1] == "deep_text_prompts":  # the prompts of text layers 1, 2, ...
+        return f"text_encoder.transformer.resblocks.{int(parts[2]) + 1}.VPT_shallow"
+    if parts[1] == "deep_vision_prompts":
+        return f"image_encoder.transformer.resblocks.{int(parts[2]) + 1}.VPT_shallow"
+    if parts[1] == "vision_ctx":
+        return "image_encoder.VPT"
+    return ours
+
+
+def max_diff(a, b):
+    return (a.detach().float() - b.detach().float()).abs().max().item()
+
+
+def sgd_step(params, images, labels, forward):
+    optimizer = torch.optim.SGD(list(params.values()), **SGD)
+    optimizer.zero_grad()
+    logits = forward(images)
+    F.cross_entropy(logits, labels).backward()
+    optimizer.step()
+    return logits
+
+
+def compare(method, official_dir, tolerance):
+    from models.clip_loader import load_clip
+
+    shape = SHAPES[method]
+    register_tiny_backbone(shape)
+    official_model, official_trainer = import_official(official_dir, OFFICIAL_TRAINER_FILES[method])
+    cfg = build_cfg(method)
+
+    ours_clip = load_clip(BACKBONE, pretrained=False)
+    theirs_clip = official_clip(official_model, ours_clip, shape, cfg, method)
+    if method == "coop":
+        from trainers.coop import CoOp as OurTrainer
+    elif method == "maple":
+        from trainers.maple import MaPLe as OurTrainer
+    else:
+        from trainers.ivlp import IVLP as OurTrainer
+    # Our trainers get the class names from ClipTrainer.classnames, which turns "_" into
+    # spaces first (the official prompt learners do that inside).
+    our_classnames = [name.replace("_", " ") for name in CLASSNAMES]
+    torch.manual_seed(0)  # our random prompt initialisations (copied to theirs): fixed numbers
+    ours = OurTrainer.build_prompted_model(cfg, ours_clip, our_classnames).float().eval()
+    casts = half_is_a_no_op if method in OFFICIAL_USES_HALF_CASTS else contextlib.nullcontext
+    with casts():
+        theirs = official_trainer.CustomCLIP(cfg, CLASSNAMES, theirs_clip).float().eval()
+    our_params, their_params = our_prompt_parameters(ours), official_prompt_parameters(theirs)
+    for model, trained in ((ours, our_params), (theirs, their_params)):  # as each trainer does
+        for name, param in model.named_parameters():
+            param.requires_grad_(name in trained)
+
+    report, worst = [], 0.0
+
+    def check(label, value, limit=tolerance):
+        nonlocal worst
+        worst = max(worst, value)
+        report.append(f"{'ok  ' if value <= limit else 'FAIL'} {label}: max |diff| = {value:.3g}")
+
+    same_tokens = torch.equal(ours.prompt_learner.tokenized_prompts.cpu(),
+                              theirs.prompt_learner.tokenized_prompts.cpu())
+    check("tokenized class prompts (ours vs official clip.tokenize)", 0.0 if same_tokens else 1.0)
+    check('initial ctx from "a photo of a"',
+          max_diff(ours.prompt_learner.ctx, theirs.prompt_learner.ctx))
+
+    # Copy every prompt parameter (random initialisations differ) from ours to theirs.
+    pairs = {name: official_name(method, name) for name in our_params}
+    if sorted(pairs.values()) != sorted(their_params):
+        raise SystemExit(f"prompt parameters differ: ours {sorted(pairs.values())}, "
+                         f"official {sorted(their_params)}")
+    with torch.no_grad():
+        for name, official in pairs.items():
+            their_params[official].copy_(our_params[name])
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(4, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    labels = torch.tensor([0, 1, 2, 4])
+    before = {name: param.detach().clone() for name, param in our_params.items()}
+    our_logits = sgd_step(our_params, images, labels, ours)
+    with casts():
+        their_logits = sgd_step(their_params, images, labels, theirs)
+    check(f"logits {tuple(our_logits.shape)}", max_diff(our_logits, their_logits))
+    for name, official in sorted(pairs.items()):
+        step = max_diff(our_params[name], before[name])  # so a zero gradient cannot pass
+        label = name if official == name else f"{name} (official {official})"
+        check(f"{label} after one SGD step (which moved it by up to {step:.3g})",
+              max_diff(our_params[name], their_params[official]) if step > 0 else 1.0)
+
+    print(f"== {method}: ours vs {official_dir} (fp32, tolerance {tolerance:g})")
+    print("   CLIP: open_clip, seeded random, vision width {vision_width}, text width "
+          "{text_width}, {layers} layers, {embed_dim}-d embedding; the official CLIP built by "
+          "its constructor with the same shapes holds our weights".format(**shape))
+    if method in OFFICIAL_USES_HALF_CASTS:
+        print("   official model: .half() casts made no-ops and the model cast to fp32")
+    print("\n".join("   " + line for line in report))
+    return worst <= tolerance
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("method", choices=sorted(SHAPES))
+    parser.add_argument("--official", required=True, help="a clone of the official repository")
+    parser.add_argument("--tolerance", type=float, default=1e-5)
+    args = parser.parse_args(argv)
+    return 0 if compare(args.method, os.path.abspath(args.official), args.tolerance) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
