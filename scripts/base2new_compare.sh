@@ -26,13 +26,7 @@ for baseline in "$@"; do
             cfg=$(baseline_cfg CoOp)
             [ -n "$cfg" ] || rpp_die "zsclip: no configs/trainers/CoOp/${MAIN_CFG}.yaml; set BASELINE_CFG"
             for sub in base new; do
-                part=$([ "$sub" = base ] && echo train_base || echo test_new)
-                dir="${OUTPUT}/base2new/${part}/${DATASET}/shots_${SHOTS}/ZeroshotCLIP/${cfg}/seed${SEED}"
-                rpp_skip_if_done "$dir" eval && continue
-                "$PYTHON" train.py --root "$DATA" --seed "$SEED" --trainer ZeroshotCLIP \
-                    --dataset-config-file "$(rpp_dataset_cfg "$DATASET")" \
-                    --config-file "configs/trainers/CoOp/${cfg}.yaml" --output-dir "$dir" \
-                    --eval-only DATASET.SUBSAMPLE_CLASSES "$sub"
+                SEED=$SEED CONFIG_DIR=CoOp CFG=$cfg bash scripts/zsclip/zeroshot.sh "$DATASET" "$sub"
             done
             METHODS+=("--method" "ZeroshotCLIP/${cfg}")
             ;;

@@ -101,7 +101,7 @@ def _two_rank_worker(rank, world_size, port, data_root, output_dir, queue):
         cfg = setup_cfg(build_arg_parser().parse_args([
             "--root", data_root, "--trainer", "CoOp", "--seed", "1", "--output-dir", output_dir,
             "--dataset-config-file", DEMO_DATASET_CONFIG, "--config-file", TINY_COOP_CONFIG,
-            "DATASET.NUM_SHOTS", "1", "VERBOSE", "False",
+            "DATASET.NUM_SHOTS", "1", "VERBOSE", "False", "USE_CUDA", "False",
         ]))
         set_random_seed(1)
         trainer = build_trainer(cfg)
@@ -156,8 +156,9 @@ def uneven_demo_root(demo_data_root, tmp_path, test_images=9):
 
 
 def run_train_py(*args, processes=1, timeout=240):
+    # the CPU/gloo path, also on a machine with one GPU (two ranks cannot share it under nccl)
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-               RPP_ENGINE="bundled")
+               RPP_ENGINE="bundled", CUDA_VISIBLE_DEVICES="")
     launcher = [sys.executable, os.path.join(REPO_ROOT, "train.py")]
     if processes > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",

@@ -29,7 +29,7 @@ def zeroshot_text_features_of(text_encoder, classnames):
 
 
 def sample_images(trainer, count=6):
-    return next(iter(trainer.test_loader))["img"][:count]
+    return next(iter(trainer.test_loader))["img"][:count].to(trainer.device)
 
 
 def one_step(trainer, batch):
@@ -99,9 +99,10 @@ def test_gradients_reach_query_key_and_value_prompts_separately(make_cfg, restor
     before = {name: p.detach().clone() for name, p in learner.named_parameters()}
     batch = first_batch(trainer)
     trainer.set_model_mode("train")
+    image, label = trainer.parse_batch_train(batch)
     with trainer.autocast():
-        logits, _ = trainer.training_logits(*trainer.parse_batch_train(batch))
-    F.cross_entropy(logits, batch["label"]).backward()
+        logits, _ = trainer.training_logits(image, label)
+    F.cross_entropy(logits, label).backward()
     for side in ("text_prompts", "vision_prompts"):
         prompts = getattr(learner, side)
         last = prompts.depth - 1
@@ -228,7 +229,7 @@ def test_sampled_class_logits_are_columns_of_the_full_logits(make_cfg, restore_s
     trainer = build(make_cfg, trainer_name, **kwargs)
     model = trainer.model
     images = sample_images(trainer, 3)
-    class_ids = torch.tensor([5, 0, 3])
+    class_ids = torch.tensor([5, 0, 3], device=trainer.device)
     with torch.no_grad():
         full = model(images)
         model.clear_text_feature_cache()

@@ -211,7 +211,8 @@ def test_deep_prompt_configs_hold_the_papers_recipes(make_cfg, config, epochs, l
 @pytest.mark.parametrize("subset, folder", [
     ((), "ZeroshotCLIP/vit_b16/eurosat"),
     (("all",), "ZeroshotCLIP/vit_b16/eurosat"),
-    (("new",), "base2new/test_new/eurosat/ZeroshotCLIP/vit_b16"),
+    (("new",), "base2new/test_new/eurosat/shots_16/ZeroshotCLIP/vit_b16/seed1"),
+    (("base",), "base2new/train_base/eurosat/shots_16/ZeroshotCLIP/vit_b16/seed1"),
     (("TEST.BATCH_SIZE", "7"), "ZeroshotCLIP/vit_b16/eurosat"),
 ])
 def test_zeroshot(dry, subset, folder):

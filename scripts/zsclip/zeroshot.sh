@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Zero-shot CLIP (hand-crafted template) on DATASET's test set: all, base or new classes.
-# Usage: bash scripts/zsclip/zeroshot.sh DATASET [base|new|all] [KEY VALUE ...]   (env: see scripts/common.sh)
+# Usage: bash scripts/zsclip/zeroshot.sh DATASET [base|new|all] [KEY VALUE ...]   (env: see scripts/common.sh; SEED)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/common.sh
@@ -18,7 +18,10 @@ esac
 shift
 case "$SUB" in
     all) DIR="${OUTPUT}/${TRAINER}/${CFG}/${DATASET}" ;;
-    *) DIR="${OUTPUT}/base2new/test_${SUB}/${DATASET}/${TRAINER}/${CFG}" ;;
+    # the base-to-new layout of the trained methods (SEED only names the folder), so the
+    # results parser puts zero-shot CLIP in the same table
+    base) DIR="${OUTPUT}/base2new/train_base/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED:-1}" ;;
+    new) DIR="${OUTPUT}/base2new/test_new/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED:-1}" ;;
 esac
 rpp_skip_if_done "$DIR" eval && exit 0
 CFG_FILE=$(rpp_trainer_cfg)
