@@ -23,6 +23,7 @@ run, and the model is cast to fp32.
 """
 import argparse
 import contextlib
+import functools
 import importlib.util
 import os
 import sys
@@ -67,9 +68,10 @@ def register_tiny_backbone(shape):
     )
 
 
+@functools.lru_cache(maxsize=None)  # a second import would register the trainer twice in Dassl
 def import_official(official_dir, trainer_file):
     """The official ``clip`` package (as ``clip``) and trainer module (under another name)."""
-    if importlib.util.find_spec("pkg_resources") is None:
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         # Some vendored clip.py versions import pkg_resources (gone from current
         # setuptools) only for ``pkg_resources.packaging.version`` in a torch version check.
         import packaging
@@ -94,7 +96,15 @@ def import_official(official_dir, trainer_file):
     return official_model, trainer_module
 
 
-def build_cfg(method):
+COOP_VARIANTS = [  # (CTX_INIT, CSC, CLASS_TOKEN_POSITION): every combination CoOp offers
+    (ctx_init, csc, position)
+    for ctx_init in ("a photo of a", "")
+    for csc in (False, True)
+    for position in ("end", "middle", "front")
+]
+
+
+def build_cfg(method, coop_variant=COOP_VARIANTS[0]):
     from engine import get_cfg_default
     from engine.config_extension import extend_cfg
 
@@ -103,7 +113,8 @@ def build_cfg(method):
     cfg.INPUT.SIZE = (IMAGE_SIZE, IMAGE_SIZE)
     if method == "coop":
         opts = cfg.TRAINER.COOP
-        opts.N_CTX, opts.CTX_INIT, opts.CSC, opts.CLASS_TOKEN_POSITION = 4, "a photo of a", False, "end"
+        opts.N_CTX = 4
+        opts.CTX_INIT, opts.CSC, opts.CLASS_TOKEN_POSITION = coop_variant
     elif method == "maple":
         opts = cfg.TRAINER.MAPLE
         opts.N_CTX, opts.CTX_INIT, opts.PROMPT_DEPTH = 2, "a photo of a", 3
@@ -187,13 +198,13 @@ def sgd_step(params, images, labels, forward):
     return logits
 
 
-def compare(method, official_dir, tolerance):
+def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     from models.clip_loader import load_clip
 
     shape = SHAPES[method]
     register_tiny_backbone(shape)
     official_model, official_trainer = import_official(official_dir, OFFICIAL_TRAINER_FILES[method])
-    cfg = build_cfg(method)
+    cfg = build_cfg(method, coop_variant)
 
     ours_clip = load_clip(BACKBONE, pretrained=False)
     theirs_clip = official_clip(official_model, ours_clip, shape, cfg, method)
@@ -226,8 +237,9 @@ def compare(method, official_dir, tolerance):
     same_tokens = torch.equal(ours.prompt_learner.tokenized_prompts.cpu(),
                               theirs.prompt_learner.tokenized_prompts.cpu())
     check("tokenized class prompts (ours vs official clip.tokenize)", 0.0 if same_tokens else 1.0)
-    check('initial ctx from "a photo of a"',
-          max_diff(ours.prompt_learner.ctx, theirs.prompt_learner.ctx))
+    if method != "coop" or coop_variant[0]:  # random initialisations differ; they are copied below
+        check('initial ctx from "a photo of a"',
+              max_diff(ours.prompt_learner.ctx, theirs.prompt_learner.ctx))
 
     # Copy every prompt parameter (random initialisations differ) from ours to theirs.
     pairs = {name: official_name(method, name) for name in our_params}
@@ -252,7 +264,10 @@ def compare(method, official_dir, tolerance):
         check(f"{label} after one SGD step (which moved it by up to {step:.3g})",
               max_diff(our_params[name], their_params[official]) if step > 0 else 1.0)
 
-    print(f"== {method}: ours vs {official_dir} (fp32, tolerance {tolerance:g})")
+    variant = ""
+    if method == "coop":
+        variant = " [CTX_INIT {!r}, CSC {}, CLASS_TOKEN_POSITION {}]".format(*coop_variant)
+    print(f"== {method}{variant}: ours vs {official_dir} (fp32, tolerance {tolerance:g})")
     print("   CLIP: open_clip, seeded random, vision width {vision_width}, text width "
           "{text_width}, {layers} layers, {embed_dim}-d embedding; the official CLIP built by "
           "its constructor with the same shapes holds our weights".format(**shape))
@@ -267,8 +282,15 @@ def main(argv=None):
     parser.add_argument("method", choices=sorted(SHAPES))
     parser.add_argument("--official", required=True, help="a clone of the official repository")
     parser.add_argument("--tolerance", type=float, default=1e-5)
+    parser.add_argument("--all-coop-variants", action="store_true",
+                        help="coop: every CTX_INIT / CSC / CLASS_TOKEN_POSITION combination")
     args = parser.parse_args(argv)
-    return 0 if compare(args.method, os.path.abspath(args.official), args.tolerance) else 1
+    official = os.path.abspath(args.official)
+    if args.method == "coop" and args.all_coop_variants:
+        results = [compare("coop", official, args.tolerance, variant) for variant in COOP_VARIANTS]
+        print(f"== coop: {sum(results)} of {len(results)} variants agree")
+        return 0 if all(results) else 1
+    return 0 if compare(args.method, official, args.tolerance) else 1
 
 
 if __name__ == "__main__":
