@@ -88,6 +88,11 @@ class ClassPromptAssembler(ClassTokens):
             rows.append(torch.cat(parts, dim=1))
         return torch.cat(rows, dim=0)
 
+    def text_inputs(self, ctx, class_ids=None, layer_hook=None):
+        """What a prompt learner's ``text_inputs`` returns: (prompt embeddings, token ids,
+        layer hook) for the classes ``class_ids`` (all when None)."""
+        return self(ctx, class_ids), self.tokens(class_ids), layer_hook
+
     def per_image(self, ctx):
         """Prompts [B * n_cls, L, D] (image-major) for per-image contexts [B, n_ctx, D].
 
@@ -103,6 +108,18 @@ class ClassPromptAssembler(ClassTokens):
         ctx = ctx.to(prefix.dtype).unsqueeze(1).expand(-1, n_cls, -1, -1)
         prompts = torch.cat([prefix, ctx, suffix], dim=2)
         return prompts.reshape(batch * n_cls, *prompts.shape[2:])
+
+
+class AssembledPrompts:
+    """Mixin for prompt learners whose class prompts come from ``self.assembler``."""
+
+    @property
+    def n_cls(self):
+        return self.assembler.n_cls
+
+    @property
+    def tokenized_prompts(self):
+        return self.assembler.tokenized_prompts
 
 
 class FixedClassPrompts(ClassTokens):

@@ -108,11 +108,6 @@ class DeepPromptHook:
             first_layer + i: prompt for i, prompt in enumerate(prompts)
         }
 
-    @property
-    def layers(self):
-        """Indices of the blocks whose input this hook changes."""
-        return sorted(self.layer_prompts)
-
     def prompt_for(self, layer_index: int):
         return self.layer_prompts.get(layer_index)
 

@@ -99,10 +99,6 @@ class SAPLHook:
         self.entry = entry
         self.residual = check_choice(residual, RESIDUAL_CHOICES, "RESIDUAL")
 
-    @property
-    def layers(self):
-        return list(range(len(self.query)))
-
     def __call__(self, layer_index: int, x: torch.Tensor):
         if layer_index >= len(self.query):
             return x

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from engine import build_trainer
-from models.distillation import ZeroShotTeacher, kd_loss
+from models.distillation import kd_loss
+from models.zero_shot import ZeroShotClassifier
 from models.sapl import SAPLHook
 from trainers.clip_trainer import PromptCheckpointMismatch
 
@@ -130,13 +131,13 @@ def test_gradients_reach_query_key_and_value_prompts_separately(make_cfg, restor
 
 def test_kd_teacher_text_features_are_computed_once_per_run(make_cfg, restore_stdout, monkeypatch, tmp_path):
     calls = []
-    original = ZeroShotTeacher._encode_classes
+    original = ZeroShotClassifier._encode_classes
 
-    def counting(self, classnames, chunk):
+    def counting(self, classnames, templates):
         calls.append(len(classnames))
-        return original(self, classnames, chunk)
+        return original(self, classnames, templates)
 
-    monkeypatch.setattr(ZeroShotTeacher, "_encode_classes", counting)
+    monkeypatch.setattr(ZeroShotClassifier, "_encode_classes", counting)
     trainer = build(make_cfg, "RPP", "OPTIM.MAX_EPOCH", 2, "DATALOADER.TRAIN_X.BATCH_SIZE", 8,
                     "DATASET.SUBSAMPLE_CLASSES", "base", "TEST.NO_TEST", True,
                     output_dir=str(tmp_path / "run"))

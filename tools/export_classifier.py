@@ -23,7 +23,6 @@ Exit status: 0, or 2 with one ``error:`` line on bad input.
 """
 import argparse
 import os
-import re
 import sys
 import time
 
@@ -35,15 +34,16 @@ from tqdm import tqdm  # noqa: E402
 
 from engine import TRAINER_REGISTRY, get_cfg_default, load_checkpoint  # noqa: E402
 from engine.bundled.registry import closest_match  # noqa: E402
+from engine.bundled.utils.checkpoint import find_checkpoint  # noqa: E402
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list  # noqa: E402
 from engine.config_extension import extend_cfg  # noqa: E402
 from engine.user_errors import UserError, is_user_error  # noqa: E402
 from models.clip_loader import load_clip_from_cfg  # noqa: E402
 from trainers.clip_trainer import load_prompt_state  # noqa: E402
-from trainers.zsclip import ZeroshotCLIP, zeroshot_templates, zeroshot_text_features  # noqa: E402
+from models.zero_shot import class_text_features  # noqa: E402
+from trainers.zsclip import ZeroshotCLIP, zeroshot_templates  # noqa: E402
 
 PROMPT_MODULE = "prompt_learner"  # the name prompt trainers register their checkpoint under
-EPOCH_CHECKPOINT = re.compile(r"^model\.pth\.tar-(\d+)$")
 
 
 class ExportError(UserError):
@@ -100,18 +100,11 @@ def trainer_class(name):
 
 def checkpoint_path(model_dir, load_epoch):
     folder = os.path.join(model_dir, PROMPT_MODULE)
-    if load_epoch is not None:
-        path = os.path.join(folder, f"model.pth.tar-{load_epoch}")
-    elif os.path.isfile(os.path.join(folder, "model-best.pth.tar")):
-        path = os.path.join(folder, "model-best.pth.tar")
-    else:
-        epochs = [int(m.group(1)) for m in map(EPOCH_CHECKPOINT.match, os.listdir(folder)) if m] \
-            if os.path.isdir(folder) else []
-        if not epochs:
-            raise ExportError(f"no model-best.pth.tar or model.pth.tar-<N> in {folder}")
-        path = os.path.join(folder, f"model.pth.tar-{max(epochs)}")
-    if not os.path.isfile(path):
-        raise ExportError(f"no checkpoint {path}")
+    path = find_checkpoint(folder, load_epoch)
+    if path is None:
+        wanted = (f"model.pth.tar-{load_epoch}" if load_epoch is not None
+                  else "model-best.pth.tar or model.pth.tar-<N>")
+        raise ExportError(f"no checkpoint {wanted} in {folder}")
     return path
 
 
@@ -151,7 +144,7 @@ def encode(args, cfg, classnames):
         templates = zeroshot_templates(cfg.DATASET.NAME, ensemble)
         source = f"templates {templates}"
         for start, end in chunks(len(classnames), args.chunk_size):
-            features.append(zeroshot_text_features(clip_model, classnames[start:end], templates).cpu())
+            features.append(class_text_features(clip_model, classnames[start:end], templates).cpu())
             progress.update(end - start)
     else:
         if not hasattr(cls, "build_prompted_model"):

@@ -23,11 +23,12 @@ import time
 import numpy as np
 import torch
 
-from engine import AverageMeter, MetricMeter, TrainerX, load_checkpoint, mkdir_if_missing
+from engine import AverageMeter, MetricMeter, TrainerX, load_checkpoint
 from engine.bundled.data import loader_options  # noqa: F401  (registers DATALOADER keys)
 from engine.bundled.utils.checkpoint import POINTER_FILE
 from engine.bundled.utils.checkpoint import load_checkpoint as safe_load_checkpoint
 from engine.bundled.train_log import log_training_step
+from engine.bundled.trainer import begin_training
 from engine.bundled.utils.checkpoint import save_checkpoint as atomic_save_checkpoint
 from engine.distributed import (
     all_gather_objects, all_ranks_agree, barrier, get_rank, get_world_size, is_distributed,
@@ -212,18 +213,7 @@ class ClipTrainer(TrainerX):
     # ------------------------------------------------------------------ training loop
 
     def before_train(self):
-        # As Dassl's, except that a checkpoint is resumed only when asked (cfg.RESUME,
-        # train.py --resume): Dassl silently resumes from a non-empty OUTPUT_DIR.
-        if self.cfg.RESUME:
-            self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME)
-        else:
-            print("Training from scratch (RESUME is not set)")
-            self.start_epoch = 0
-        if is_main_process():  # tensorboard events come from rank 0 only
-            writer_dir = osp.join(self.output_dir, "tensorboard")
-            mkdir_if_missing(writer_dir)
-            self.init_writer(writer_dir)
-        self.time_start = time.time()
+        begin_training(self)  # also on a real Dassl, whose own resumes silently
 
     def run_epoch(self):
         """Dassl's TrainerX epoch (same log line), plus mid-epoch checkpoints and resume."""

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from engine import TRAINER_REGISTRY
 from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
-from models.class_prompts import ClassPromptAssembler
+from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.prompt_init import init_context
 from models.prompted_clip import PromptedCLIP
 from trainers.prompt_trainer import PromptTrainer
@@ -59,7 +59,7 @@ def build_meta_net(vis_dim, ctx_dim):
     ]))
 
 
-class CoCoOpPromptLearner(nn.Module):
+class CoCoOpPromptLearner(AssembledPrompts, nn.Module):
     """Generic context ``ctx`` [n_ctx, D] + ``meta_net``; prompts conditioned on images."""
 
     def __init__(self, clip_model, classnames, n_ctx, ctx_init):
@@ -73,14 +73,6 @@ class CoCoOpPromptLearner(nn.Module):
         self.assembler = ClassPromptAssembler(
             clip_model, classnames, prompt_prefix, vectors.shape[0], "end"
         )
-
-    @property
-    def n_cls(self):
-        return self.assembler.n_cls
-
-    @property
-    def tokenized_prompts(self):
-        return self.assembler.tokenized_prompts
 
     def conditioned_context(self, image_features):
         """Per-image context [B, n_ctx, D] = ctx + meta_net(image feature) on every token."""

@@ -3,7 +3,7 @@ import torch.nn as nn
 
 from engine import TRAINER_REGISTRY
 from engine.config_extension import add_node, config_extension
-from models.class_prompts import ClassPromptAssembler
+from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.prompt_init import init_context
 from models.prompted_clip import PromptedCLIP
 from trainers.prompt_trainer import PromptTrainer
@@ -20,7 +20,7 @@ def add_coop_keys(cfg):
     })
 
 
-class CoOpPromptLearner(nn.Module):
+class CoOpPromptLearner(AssembledPrompts, nn.Module):
     """The learned context (the only trainable tensor) and the per-class prompt layout."""
 
     def __init__(self, clip_model, classnames, n_ctx, ctx_init, csc, position):
@@ -38,19 +38,11 @@ class CoOpPromptLearner(nn.Module):
 
     learns_text = True
 
-    @property
-    def n_cls(self):
-        return self.assembler.n_cls
-
-    @property
-    def tokenized_prompts(self):
-        return self.assembler.tokenized_prompts
-
     def forward(self, class_ids=None):
         return self.assembler(self.ctx, class_ids)
 
     def text_inputs(self, class_ids=None):
-        return self(class_ids), self.assembler.tokens(class_ids), None
+        return self.assembler.text_inputs(self.ctx, class_ids)
 
     def vision_inputs(self):
         return None, None

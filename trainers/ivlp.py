@@ -11,7 +11,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY
 from engine.config_extension import add_node, config_extension
-from models.class_prompts import ClassPromptAssembler
+from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.deep_prompts import (
     DeepPromptHook,
     check_depth,
@@ -67,7 +67,7 @@ def vision_depth(image_encoder, depth, key, minimum=0):
 # --------------------------------------------------------------------------- IVLP
 
 
-class IVLPPromptLearner(nn.Module):
+class IVLPPromptLearner(AssembledPrompts, nn.Module):
     learns_text = True
 
     def __init__(self, clip_model, image_encoder, classnames, opts):
@@ -92,17 +92,9 @@ class IVLPPromptLearner(nn.Module):
         else:
             self.vision_ctx = None
 
-    @property
-    def n_cls(self):
-        return self.assembler.n_cls
-
-    @property
-    def tokenized_prompts(self):
-        return self.assembler.tokenized_prompts
-
     def text_inputs(self, class_ids=None):
         hook = DeepPromptHook(self.text_slots, list(self.deep_text_prompts))
-        return self.assembler(self.ctx, class_ids), self.assembler.tokens(class_ids), hook
+        return self.assembler.text_inputs(self.ctx, class_ids, hook)
 
     def vision_inputs(self):
         if self.vision_ctx is None:

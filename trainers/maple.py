@@ -13,7 +13,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY
 from engine.config_extension import add_node, config_extension
-from models.class_prompts import ClassPromptAssembler
+from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.deep_prompts import (
     DeepPromptHook,
     check_depth,
@@ -36,7 +36,7 @@ def add_maple_keys(cfg):
     })
 
 
-class MultiModalPromptLearner(nn.Module):
+class MultiModalPromptLearner(AssembledPrompts, nn.Module):
     learns_text = True
 
     def __init__(self, clip_model, image_encoder, classnames, opts):
@@ -59,17 +59,9 @@ class MultiModalPromptLearner(nn.Module):
         self.text_slots = text_slots(n_ctx)
         self.vision_slots = vision_slots(n_ctx)
 
-    @property
-    def n_cls(self):
-        return self.assembler.n_cls
-
-    @property
-    def tokenized_prompts(self):
-        return self.assembler.tokenized_prompts
-
     def text_inputs(self, class_ids=None):
         hook = DeepPromptHook(self.text_slots, list(self.compound_prompts_text))
-        return self.assembler(self.ctx, class_ids), self.assembler.tokens(class_ids), hook
+        return self.assembler.text_inputs(self.ctx, class_ids, hook)
 
     def vision_inputs(self):
         deeper = [project(prompt) for project, prompt

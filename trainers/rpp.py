@@ -17,16 +17,17 @@ import os.path as osp
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from engine.bundled.utils.checkpoint import POINTER_FILE, load_checkpoint
+from engine.bundled.utils.checkpoint import find_checkpoint, load_checkpoint
 from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_prompts import ClassPromptAssembler, FixedClassPrompts
 from models.clip_loader import input_resolution, load_clip
 from models.deep_prompts import check_depth, init_leading_context, text_layers, text_slots, vision_slots
-from models.distillation import ZeroShotTeacher, kd_loss
+from models.distillation import kd_loss
 from models.sapl import QKV_INIT_CHOICES, RESIDUAL_CHOICES, SAPLPrompts, check_choice
 from models.templates import template_for
 from models.text_encoder import TextEncoder
+from models.zero_shot import ZeroShotClassifier
 from trainers.clip_trainer import load_prompt_state
 from trainers.ivlp import DeepPromptTrainer, vision_depth
 
@@ -83,7 +84,8 @@ class RPPPromptLearner(nn.Module):
             self.text_prompts = SAPLPrompts(depth_text, n_text, vectors.shape[1], shared, vectors, qkv_init)
             self.assembler = ClassPromptAssembler(clip_model, classnames, prompt_prefix, n_text)
             self.text_slots = text_slots(n_text)
-            object.__setattr__(self, "text_entry", TextEncoder(clip_model).prompt_entry(1, n_text))
+            entry = TextEncoder(clip_model).prompt_entry(self.text_slots.start, n_text)
+            object.__setattr__(self, "text_entry", entry)
         else:
             print(f'Text side without prompts: "{template}"')
             self.fixed_text = FixedClassPrompts(clip_model, [template.format(name) for name in classnames])
@@ -105,7 +107,7 @@ class RPPPromptLearner(nn.Module):
             return embeddings, tokens, None
         prompts = self.text_prompts
         hook = prompts.hook(self.text_slots, self.text_entry, self.residual)
-        return self.assembler(prompts.first_query, class_ids), self.assembler.tokens(class_ids), hook
+        return self.assembler.text_inputs(prompts.first_query, class_ids, hook)
 
     def vision_inputs(self):
         if self.vision_prompts is None:
@@ -140,7 +142,7 @@ class RPP(DeepPromptTrainer):
                     "with the student's input resolution"
                 )
         template = class_template(self.cfg)
-        self.teacher = ZeroShotTeacher(teacher_clip, self.classnames, template).to(self.device)
+        self.teacher = ZeroShotClassifier(teacher_clip, self.classnames, [template]).to(self.device)
         print(f'Knowledge distillation from zero-shot CLIP ({name or self.cfg.MODEL.BACKBONE.NAME}, '
               f'"{template}"): lambda {opts.KD_WEIGHT}, T {opts.KD_TEMPERATURE}')
 
@@ -161,21 +163,17 @@ class RPP(DeepPromptTrainer):
 
 def prompt_checkpoint_path(path):
     """The checkpoint file ``TRAINER.RPP_TRANSFER.PROMPTS`` names: a file, a
-    ``prompt_learner`` folder or a run folder (model-best, else the latest checkpoint)."""
+    ``prompt_learner`` folder or a run folder (model-best, else the last epoch)."""
     path = osp.expanduser(path)
     if osp.isfile(path):
         return path
     for folder in (osp.join(path, "prompt_learner"), path):
-        best = osp.join(folder, "model-best.pth.tar")
-        if osp.isfile(best):
-            return best
-        pointer = osp.join(folder, POINTER_FILE)
-        if osp.isfile(pointer):
-            with open(pointer) as f:
-                return osp.join(folder, f.readline().strip())
+        found = find_checkpoint(folder)
+        if found is not None:
+            return found
     raise UserError(
         f"TRAINER.RPP_TRANSFER.PROMPTS {path!r} is not a checkpoint file, nor a folder with "
-        "prompt_learner/model-best.pth.tar or a 'checkpoint' pointer (train RPP first: "
+        "prompt_learner/model-best.pth.tar or model.pth.tar-<N> (train RPP first: "
         "scripts/rpp/pretrain.sh)"
     )
 

@@ -30,6 +30,26 @@ from engine.distributed import (
 )
 
 
+def begin_training(trainer):
+    """Dassl's before_train, except that a checkpoint is resumed only when asked.
+
+    Dassl resumes from OUTPUT_DIR whenever it holds checkpoints; we resume only from
+    RESUME (train.py --resume), and train.py refuses to train into a folder holding a run
+    otherwise, so nothing is continued or overwritten silently. ClipTrainer calls this
+    on a real Dassl too. Tensorboard events come from rank 0 only.
+    """
+    if trainer.cfg.RESUME:
+        trainer.start_epoch = trainer.resume_model_if_exist(trainer.cfg.RESUME)
+    else:
+        print("Training from scratch (RESUME is not set)")
+        trainer.start_epoch = 0
+    if is_main_process():
+        writer_dir = osp.join(trainer.output_dir, "tensorboard")
+        mkdir_if_missing(writer_dir)
+        trainer.init_writer(writer_dir)
+    trainer.time_start = time.time()
+
+
 def build_trainer(cfg):
     available = TRAINER_REGISTRY.registered_names()
     check_availability(cfg.TRAINER.NAME, available)
@@ -259,18 +279,7 @@ class SimpleTrainer(TrainerBase):
         super().train(self.start_epoch, self.max_epoch)
 
     def before_train(self):
-        # Dassl resumes from OUTPUT_DIR whenever it holds checkpoints; we resume only when
-        # asked (RESUME / train.py --resume), and train.py refuses to train into a folder
-        # holding a run otherwise, so nothing is continued or overwritten silently.
-        if self.cfg.RESUME:
-            self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME)
-        else:
-            print("Training from scratch (RESUME is not set)")
-            self.start_epoch = 0
-        writer_dir = osp.join(self.output_dir, "tensorboard")
-        mkdir_if_missing(writer_dir)
-        self.init_writer(writer_dir)
-        self.time_start = time.time()
+        begin_training(self)
 
     def after_train(self):
         print("Finish training")

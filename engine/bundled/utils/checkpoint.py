@@ -109,6 +109,24 @@ def _fsync_directory(directory):
 # Loading
 # ----------------------------------------------------------------------------
 
+EPOCH_CHECKPOINT = re.compile(r"^model\.pth\.tar-(\d+)$")
+
+
+def find_checkpoint(folder, epoch=None):
+    """The checkpoint of one model folder to deploy: ``model.pth.tar-<epoch>`` when
+    ``epoch`` is given, else ``model-best.pth.tar``, else the highest-numbered epoch.
+    None when there is no such file."""
+    if epoch is not None:
+        path = osp.join(folder, f"model.pth.tar-{epoch}")
+        return path if osp.isfile(path) else None
+    best = osp.join(folder, "model-best.pth.tar")
+    if osp.isfile(best):
+        return best
+    epochs = [int(m.group(1)) for m in map(EPOCH_CHECKPOINT.match, os.listdir(folder)) if m] \
+        if osp.isdir(folder) else []
+    return osp.join(folder, f"model.pth.tar-{max(epochs)}") if epochs else None
+
+
 def load_checkpoint(fpath):
     """Load a checkpoint safely (``weights_only=True``; to CPU when there is no GPU).
 

@@ -1,0 +1,50 @@
+"""Zero-shot CLIP as a classifier: hand-written class prompts, their features encoded once.
+
+One home for what ZeroshotCLIP evaluates with and what RPP distils from (its KD
+teacher): class text features averaged over templates, computed once per run (the model
+never changes) and cached; every call then only runs the frozen image tower, without
+autograd.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.text_encoder import TextEncoder
+
+
+@torch.no_grad()
+def class_text_features(clip_model, classnames, templates, batch_size=1000):
+    """L2-normalised class features [C, E]: each template's features normalised, averaged
+    over the templates, normalised again (CoOp's ZeroshotCLIP2 ensemble for several)."""
+    text_encoder = TextEncoder(clip_model)
+    per_template = []
+    for template in templates:
+        texts = [template.format(name) for name in classnames]
+        features = text_encoder.encode_texts(texts, batch_size=batch_size)
+        per_template.append(F.normalize(features.float(), dim=-1))
+    return F.normalize(torch.stack(per_template).mean(dim=0), dim=-1)
+
+
+class ZeroShotClassifier(nn.Module):
+    """Frozen CLIP scoring images against ``templates`` x class names."""
+
+    def __init__(self, clip_model, classnames, templates):
+        super().__init__()
+        self.clip_model = clip_model
+        for param in clip_model.parameters():
+            param.requires_grad_(False)
+        self.templates = list(templates)
+        self.text_feature_computations = 0  # what tests count: must stay 1 per run
+        self.register_buffer("text_features", self._encode_classes(classnames, self.templates),
+                             persistent=False)
+
+    def _encode_classes(self, classnames, templates):
+        self.text_feature_computations += 1
+        return class_text_features(self.clip_model, classnames, templates)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, class_ids=None) -> torch.Tensor:
+        """Logits [B, n] (fp32) over ``class_ids`` (all classes when None)."""
+        image_features = F.normalize(self.clip_model.encode_image(images).float(), dim=-1)
+        text = self.text_features if class_ids is None else self.text_features[class_ids]
+        return self.clip_model.logit_scale.exp().float() * image_features @ text.t()
