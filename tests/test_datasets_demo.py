@@ -7,7 +7,7 @@ import threading
 import pytest
 from PIL import Image
 
-from datasets.demo import DEMO_CLASSES, SPLIT_FILE, demo_classnames, generate_demo_dataset
+from datasets.demo import DEMO_CLASSES, FINGERPRINT_FILE, SPLIT_FILE, demo_classnames, generate_demo_dataset
 from tests.fixtures.cfg import dataset_cfg
 
 
@@ -69,6 +69,28 @@ def test_concurrent_generation_is_safe(tmp_path):
     assert not errors
     assert os.listdir(tmp_path) == ["demo"]
     assert tree_digest(str(tmp_path / "demo")) == tree_digest(generate_demo_dataset(str(tmp_path / "x")))
+
+
+@pytest.mark.parametrize("outdated", ["other fingerprint", "no fingerprint"])
+def test_a_folder_of_an_older_demo_world_is_regenerated(tmp_path, outdated, capsys):
+    current = tree_digest(generate_demo_dataset(str(tmp_path / "current")))
+    dataset_dir = generate_demo_dataset(str(tmp_path / "data"))
+    fingerprint = os.path.join(dataset_dir, FINGERPRINT_FILE)
+    if outdated == "no fingerprint":
+        os.remove(fingerprint)
+    else:
+        with open(fingerprint, "w") as f:
+            f.write("0" * 64 + "\n")
+    stale_picture = os.path.join(dataset_dir, "images", "red_plain_circle", "red_plain_circle_0000.png")
+    Image.new("RGB", (32, 32)).save(stale_picture)
+    os.makedirs(os.path.join(dataset_dir, "split_fewshot"))
+    with open(os.path.join(dataset_dir, "split_fewshot", "shot_1-seed_1.json"), "w") as f:
+        f.write("{}")
+
+    assert generate_demo_dataset(str(tmp_path / "data")) == dataset_dir
+    assert "regenerating" in capsys.readouterr().out
+    assert tree_digest(dataset_dir) == current  # the stale few-shot split went with it
+    assert os.listdir(tmp_path / "data") == ["demo"]
 
 
 def test_broken_demo_folder_names_the_fix(tmp_path):

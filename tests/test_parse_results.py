@@ -338,6 +338,22 @@ def test_chart_file_is_written(base2new_tree, tmp_path, capsys, name, magic):
     assert data.startswith(magic) and len(data) > 1000
 
 
+def test_two_configs_of_one_trainer_get_rows_of_their_own(tmp_path, capsys):
+    out = str(tmp_path / "output")
+    write_base2new(out, "RPP", "demo_clip", "demo", base={1: 74.0}, new={1: 63.0})
+    write_base2new(out, "RPP", "demo_clip_no_kd", "demo", base={1: 85.0}, new={1: 55.0})
+    text, _ = run_cli(capsys, "base2new", "--output", out, "--datasets", "demo", "--format", "csv",
+                      "--method", "RPP/demo_clip", "--method", "RPP/demo_clip_no_kd")
+    rows = csv_rows(text)
+    assert float(rows[("RPP/demo_clip", "demo", "base")]["mean"]) == 74.0
+    assert float(rows[("RPP/demo_clip_no_kd", "demo", "base")]["mean"]) == 85.0
+    with pytest.raises(SystemExit) as exited:
+        parse_results.main(["base2new", "--output", out, "--method", "A=RPP/demo_clip",
+                            "--method", "A=RPP/demo_clip_no_kd"])
+    assert exited.value.code == 2
+    assert "share the label 'A'" in capsys.readouterr().err
+
+
 def test_bad_arguments_exit_2(base2new_tree, capsys):
     with pytest.raises(SystemExit) as exited:
         parse_results.main(["base2new", "--output", base2new_tree, "--method", "CoOp", "--chart", "hm.jpg"])

@@ -35,7 +35,7 @@ from tools.results.aggregate import seed_cell  # noqa: E402
 from tools.results.chart import save_bar_chart  # noqa: E402
 from tools.results.collect import (  # noqa: E402
     Experiment, Method, find_experiments, make_protocol, read_experiments, seed_dirs,
-    seeds_found, unfinished_runs,
+    seeds_found, unfinished_runs, with_distinct_labels,
 )
 from tools.results.tables import build_cells, format_cell, render_csv, render_table  # noqa: E402
 
@@ -171,6 +171,10 @@ def main(argv=None):
         parser.error("give a protocol (base2new, xd, dg, fewshot) or --dir, not both")
     if args.protocol and not args.method:
         parser.error("give at least one --method TRAINER[/CFG]")
+    try:
+        args.method = with_distinct_labels(args.method)
+    except ValueError as error:
+        parser.error(str(error))
     if args.dir and not os.path.isdir(args.dir):
         parser.error(f"--dir {args.dir}: no such folder")
     if args.protocol and not os.path.isdir(args.output):

@@ -13,7 +13,8 @@ exactly one folder per dataset.
 import glob
 import os
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
 from tqdm import tqdm
@@ -61,6 +62,23 @@ class Method:
         if not trainer:
             raise ValueError(f"no trainer in method {text!r} (expected [LABEL=]TRAINER[/CFG])")
         return cls(label or trainer, trainer, cfg or "*")
+
+
+def with_distinct_labels(methods):
+    """``methods`` with every table label unique: a trainer given twice without labels
+    (``RPP/demo_clip`` and ``RPP/demo_clip_no_kd``) is shown as TRAINER/CFG, since rows are
+    keyed by label. Raises ValueError when labels still collide."""
+    counts = Counter(method.label for method in methods)
+    distinct = [
+        replace(method, label=f"{method.trainer}/{method.cfg}")
+        if counts[method.label] > 1 and method.label == method.trainer else method
+        for method in methods
+    ]
+    repeated = [label for label, count in Counter(m.label for m in distinct).items() if count > 1]
+    if repeated:
+        raise ValueError(f"two --method entries share the label {repeated[0]!r}; "
+                         "name them apart with LABEL=TRAINER/CFG")
+    return distinct
 
 
 def experiment_pattern(protocol, output, method, dataset, metric, shots):
