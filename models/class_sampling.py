@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 MASKED_LOGIT = -1e6  # finite (unlike -inf) so KL/CE stay finite; logits are fp32 here
-NATURAL_LOG_BASE = math.e  # 2.718281828459045 in a config
 
 
 def check_log_base(log_base) -> float:

@@ -12,8 +12,8 @@ the vision side differ only in *where* the prompt tokens sit:
 ``PromptSlots`` owns that slot logic (select / replace), ``DeepPromptHook`` applies a
 per-layer prompt through it and is what ``TextEncoder`` and ``VisionEncoder`` take as
 ``layer_hook``. A method that gives a layer separate query/key/value prompts (RPP) keeps
-``PromptSlots`` as is and uses ``slots.replace`` once per projection input; its per-layer
-prompt objects come from ``DeepPromptHook.prompt_for``.
+``PromptSlots`` as is and uses ``slots.replace`` once per projection input
+(``models/sapl.py``).
 
 Widths always come from the model (``text_width``, ``VisionEncoder.width``).
 

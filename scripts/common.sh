@@ -175,13 +175,16 @@ rpp_xd_train() {
     rpp_train "$(rpp_xd_model_dir "$seed")" "${SOURCE:-imagenet}" all "$SHOTS" "$seed" "$@"
 }
 
+rpp_xd_eval_dir() {  # rpp_xd_eval_dir DATASET SEED: where a target's evaluation goes
+    echo "${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/$1/seed$2"
+}
+
 # rpp_xd_test DATASET SEED [KEY VALUE ...]: evaluate the source model on a target's test set.
 rpp_xd_test() {
     rpp_usage "DATASET SEED" 2 $#
     local dataset=$1 seed=$2
     shift 2
-    rpp_test "${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${dataset}/seed${seed}" \
-        "$(rpp_xd_model_dir "$seed")" "$dataset" all "$seed" "$@"
+    rpp_test "$(rpp_xd_eval_dir "$dataset" "$seed")" "$(rpp_xd_model_dir "$seed")" "$dataset" all "$seed" "$@"
 }
 
 # rpp_dg_test SEED [KEY VALUE ...]: rpp_xd_test on each ImageNet variant (TARGETS).

@@ -13,13 +13,7 @@ SOURCE=${SOURCE:-imagenet_21k}
 XD_TARGETS=${XD_TARGETS:-"caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"}
 DG_TARGETS=${DG_TARGETS:-"imagenetv2 imagenet_sketch imagenet_a imagenet_r"}
 
-# pt_pretrain SEED [KEY VALUE ...]
-pt_pretrain() {
-    rpp_usage "SEED" 1 $#
-    local seed=$1
-    shift
-    rpp_train "$(rpp_xd_model_dir "$seed")" "$SOURCE" all "$SHOTS" "$seed" "$@"
-}
+# Pre-training is rpp_xd_train (scripts/common.sh) with SOURCE set above.
 
 # pt_eval DATASET SEED [KEY VALUE ...]: the pre-trained prompts, zero-shot on DATASET.
 # PRETRAINED (a run folder) overrides the pre-training folder of this SEED.
@@ -28,7 +22,7 @@ pt_eval() {
     local dataset=$1 seed=$2 model_dir dir cfg_file dataset_file
     shift 2
     model_dir=${PRETRAINED:-$(rpp_xd_model_dir "$seed")}
-    dir="${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${dataset}/seed${seed}"
+    dir=$(rpp_xd_eval_dir "$dataset" "$seed")
     rpp_skip_if_done "$dir" eval && return 0
     [ -d "$model_dir" ] || rpp_die "no pre-trained run at $model_dir (run pretrain.sh $seed first, or set PRETRAINED)"
     cfg_file=$(rpp_trainer_cfg)
@@ -39,16 +33,11 @@ pt_eval() {
         --eval-only $(pt_eval_model_args "$model_dir") "$@"
 }
 
-pt_xd() {  # pt_xd SEED [KEY VALUE ...]: every cross-dataset target
-    rpp_usage "SEED" 1 $#
-    local seed=$1 target
-    shift
-    for target in $XD_TARGETS; do pt_eval "$target" "$seed" "$@"; done
+# pt_eval_each "TARGETS" SEED [KEY VALUE ...]: pt_eval on each dataset of TARGETS
+pt_eval_each() {
+    rpp_usage "SEED" 2 $#  # TARGETS comes from the script, SEED from its user
+    local targets=$1 seed=$2 target
+    shift 2
+    for target in $targets; do pt_eval "$target" "$seed" "$@"; done
 }
 
-pt_dg() {  # pt_dg SEED [KEY VALUE ...]: every ImageNet variant
-    rpp_usage "SEED" 1 $#
-    local seed=$1 target
-    shift
-    for target in $DG_TARGETS; do pt_eval "$target" "$seed" "$@"; done
-}

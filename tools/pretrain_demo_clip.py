@@ -134,7 +134,9 @@ def zero_shot_accuracy(model, compositions, pixels, labels, template="a photo of
 
 
 def demo_test_images(compositions, per_class=20):
-    """The pictures of the Demo dataset's test split (same seeds as datasets/demo.py) for these classes."""
+    """The Demo dataset's test pictures for these classes (same seeds as datasets/demo.py)
+    as pre-training draws them: without the dataset's per-class shade, so they measure
+    what pre-training taught, not the downstream shift."""
     from datasets.demo import IMAGES_PER_SPLIT
 
     first_test_index = sum(count for name, count in IMAGES_PER_SPLIT if name != "test")
@@ -222,7 +224,7 @@ def pretrain(args):
     held = zero_shot_accuracy(model, held_out, held_out_pixels, held_out_labels)
     seen = zero_shot_accuracy(model, seen_demo, seen_pixels, seen_labels)
     save_fp16(model, args.out)
-    print(f"zero-shot on the Demo test images: base {100 * seen:.1f}%, held-out (new) {100 * held:.1f}% "
+    print(f"zero-shot on the unshaded Demo test renders: base {100 * seen:.1f}%, held-out (new) {100 * held:.1f}% "
           f"(chance {100 / len(held_out):.1f}%); wrote {args.out} in {time.time() - started:.0f}s")
 
 

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/../.."
 . scripts/common.sh
 . scripts/pretrained.sh
 . scripts/pomp/eval_common.sh
-pt_dg "$@"
+pt_eval_each "$DG_TARGETS" "$@"

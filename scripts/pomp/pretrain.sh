@@ -9,4 +9,4 @@ cd "$(dirname "$0")/../.."
 . scripts/pretrained.sh
 TRAINER=POMP
 CFG=${CFG:-vit_b16_ep5}
-pt_pretrain "$@"
+rpp_xd_train "$@"

@@ -9,4 +9,4 @@ cd "$(dirname "$0")/../.."
 . scripts/pretrained.sh
 TRAINER=RPP
 CFG=${CFG:-vit_b16_in21k}
-pt_pretrain "$@"
+rpp_xd_train "$@"

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/../.."
 . scripts/common.sh
 . scripts/pretrained.sh
 . scripts/rpp/eval_common.sh
-if [ "${1:-}" = all ]; then shift; pt_xd "$@"; else pt_eval "$@"; fi
+if [ "${1:-}" = all ]; then shift; pt_eval_each "$XD_TARGETS" "$@"; else pt_eval "$@"; fi
