@@ -240,3 +240,18 @@ def test_gaussian_noise_adds_mean_plus_scaled_torch_noise():
     torch.manual_seed(0)
     assert torch.equal(noisy, img + (torch.randn(3, 5, 5) * 0.5 + 0.25))
     assert GaussianNoise(p=0.0)(img) is img  # unless random() returns exactly 0.0
+
+
+def test_bad_transform_settings_are_one_line_user_errors():
+    from engine.bundled.config import get_cfg_default
+    from engine.bundled.data.transforms import build_transform
+    from engine.user_errors import is_user_error
+
+    for key, value, choices in [("TRANSFORMS", ["random_fip"], None),
+                                ("INTERPOLATION", "lanczos", None),
+                                ("RANDAUGMENT_M", 31, ["randaugment"])]:
+        cfg = get_cfg_default()
+        setattr(cfg.INPUT, key, value)
+        with pytest.raises(ValueError) as info:
+            build_transform(cfg, choices=choices)
+        assert is_user_error(info.value) and key in str(info.value), key

@@ -13,6 +13,7 @@ from engine.bundled.optim import (
     AVAILABLE_OPTIMIZERS, ConstantWarmupScheduler, OptimConfigError, RAdam, build_lr_scheduler,
     build_optimizer,
 )
+from engine.user_errors import is_user_error
 from tests.fixtures.real_dassl import dassl_checkout, why_no_real_dassl
 
 
@@ -195,6 +196,7 @@ def test_unknown_optimizer_lists_the_valid_ones():
         build_optimizer(nn.Linear(3, 2), optim_cfg(NAME="adagrad"))
     assert "adagrad" in str(info.value)
     assert all(name in str(info.value) for name in AVAILABLE_OPTIMIZERS)
+    assert is_user_error(info.value)  # train.py: one "error: ..." line, exit status 2
 
 
 def test_frozen_parameters_are_passed_too():

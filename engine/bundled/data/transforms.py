@@ -37,7 +37,7 @@ INTERPOLATION_MODES = {
     "nearest": InterpolationMode.NEAREST,
 }
 
-# Name in INPUT.TRANSFORMS -> (log line, factory), in the order they run.
+# (name in INPUT.TRANSFORMS, log line, factory), in the order they run.
 _AUTOAUGMENT_POLICIES = (
     ("imagenet_policy", "imagenet policy", imagenet_policy),
     ("cifar10_policy", "cifar10 policy", cifar10_policy),
@@ -100,6 +100,7 @@ class GaussianNoise:
     def __call__(self, img):
         if random.random() > self.p:
             return img
+        # Summed in Dassl's order, (noise * std + mean) first, for bit-equal results.
         noise = torch.randn(img.shape) * self.std + self.mean
         return img + noise
 
