@@ -1,10 +1,11 @@
 """CoCoOp (Zhou et al., CVPR 2022): CoOp's generic context plus a per-image shift.
 
-A small meta-net maps each image's CLIP feature to one vector that is added to every
-context token, so every image gets its own set of class prompts. Unlike the reference
-implementation, which runs the text encoder once per image in a Python loop, all
-images' prompts go through the text encoder together as one [B * n_cls, L, D] batch
-(split into chunks of at most ``max_text_sequences`` sequences to bound memory).
+A small meta-net maps each image's unit-norm CLIP feature (normalised first, as in the
+published code) to one vector that is added to every context token, so every image
+gets its own set of class prompts. Unlike the reference implementation, which runs the
+text encoder once per image in a Python loop, all images' prompts go through the text
+encoder together as one [B * n_cls, L, D] batch (split into chunks of at most
+``max_text_sequences`` sequences to bound memory).
 
 Only the prompt learner (``ctx`` and ``meta_net``) is trained and checkpointed; its
 state-dict keys match the reference checkpoints (``ctx``, ``meta_net.linear1.*``,
@@ -92,7 +93,8 @@ class ConditionedCLIP(PromptedCLIP):
         self.max_text_sequences = max_text_sequences
 
     def text_features(self, image_features):
-        """Normalised class features [B, n_cls, E], one set per image (never cached)."""
+        """Normalised class features [B, n_cls, E], one set per image (never cached), for
+        unit-norm image features [B, E]."""
         learner = self.prompt_learner
         n_cls = learner.n_cls
         images_per_call = max(1, self.max_text_sequences // n_cls)
@@ -106,9 +108,10 @@ class ConditionedCLIP(PromptedCLIP):
         return F.normalize(torch.cat(chunks), dim=-1)
 
     def forward(self, image):
-        image_features = self.image_encoder(image)
+        # The published order: the meta-net sees the unit-norm feature the logits use (raw
+        # CLIP features have norms of ~10, a different meta-net input scale).
+        image_features = F.normalize(self.image_encoder(image).float(), dim=-1)
         text_features = self.text_features(image_features)
-        image_features = F.normalize(image_features.float(), dim=-1)
         logits = torch.einsum("be,bce->bc", image_features, text_features)
         return self.logit_scale.exp().float() * logits
 
