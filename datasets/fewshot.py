@@ -14,6 +14,8 @@ import hashlib
 import os
 import random
 
+from engine.stale_temp_files import remove_stale_temp_files
+
 from datasets.jsonio import read_json, try_write_json_atomic
 from datasets.records import Record
 
@@ -129,6 +131,7 @@ def cached_fewshot(dataset_dir, num_shots, seed, names, draw, source, labels, ta
     them, which would otherwise change num_classes and the class names.
     """
     path = fewshot_cache_path(dataset_dir, num_shots, seed, tag)
+    remove_stale_temp_files(os.path.dirname(path))
     loaded = _load_cache(path, dataset_dir, num_shots, seed, source, names, labels)
     if loaded is not None:
         print(f"Loading few-shot split from {path}")
