@@ -47,7 +47,7 @@ class EmptyClassFolderError(DatasetError):
         super().__init__(
             f"{dataset}: {len(self.empty)} of {total} class folders are empty (the first: {self.empty[0]}). "
             f"Labels are positions in the folder list, so an empty class would shift the name of every "
-            f"later class by one.\n  Fix: the copy is incomplete: {fix}\n  See {docs_reference(section)}."
+            f"later class by one.\n  Fix: the copy is incomplete. {fix}\n  See {docs_reference(section)}."
         )
 
 

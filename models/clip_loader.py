@@ -300,8 +300,8 @@ def read_state_dict(path: str, backbone_name: str = "") -> dict:
         obj = _read_raw(str(path))
     except UnsafeArchiveError as err:
         raise WeightsFileError(
-            f"{path}{for_backbone}: refused, TorchScript archives are read without running their code and "
-            f"{err}. Use OpenAI's original file, or re-save the weights as a plain state dict."
+            f"{path}{for_backbone}: refused: {err}. TorchScript archives are read without running any of "
+            f"their code; use OpenAI's original file, or re-save the weights as a plain state dict."
         ) from err
     except pickle.UnpicklingError as err:
         raise WeightsFileError(
