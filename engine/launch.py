@@ -28,6 +28,7 @@ from engine import (
 from engine.bundled.registry import closest_match
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list
 from engine.config_extension import extend_cfg
+from engine.stale_temp_files import remove_stale_temp_files
 from engine.user_errors import UserError, is_user_error
 
 
@@ -230,6 +231,7 @@ def run(args):
         set_random_seed(cfg.SEED)
     if distributed.is_main_process():
         setup_logger(cfg.OUTPUT_DIR)
+        remove_stale_temp_files(cfg.OUTPUT_DIR, depth=1)  # checkpoint temps of a killed run
     else:  # one log and one console stream per run: rank 0's
         silence_stdout()
     if distributed.is_distributed():
