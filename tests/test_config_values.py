@@ -143,8 +143,11 @@ def test_values_at_the_edges_pass(tmp_path, opts):
     setup(tmp_path, *opts)
 
 
-@pytest.mark.parametrize("config_file", sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "trainers", "*", "*.yaml"))),
-                         ids=lambda p: os.path.relpath(p, os.path.join(REPO_ROOT, "configs", "trainers")))
+TRAINER_CONFIGS = os.path.join(REPO_ROOT, "configs", "trainers")
+
+
+@pytest.mark.parametrize("config_file", sorted(glob.glob(os.path.join(TRAINER_CONFIGS, "*", "*.yaml"))),
+                         ids=lambda p: os.path.relpath(p, TRAINER_CONFIGS))
 def test_every_shipped_trainer_config_passes(tmp_path, config_file):
     setup(tmp_path, trainer=os.path.basename(os.path.dirname(config_file)), config_file=config_file)
 
