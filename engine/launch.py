@@ -26,6 +26,7 @@ from engine import (
     get_cfg_default, set_random_seed, setup_logger,
 )
 from engine.bundled.registry import closest_match
+from engine.config_checks import check_config_values
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list
 from engine.config_extension import extend_cfg
 from engine.stale_temp_files import remove_stale_temp_files
@@ -125,6 +126,7 @@ def setup_cfg(args):
     if cfg.RESUME == RESUME_OUTPUT_DIR:  # after the opts, which may set OUTPUT_DIR
         cfg.RESUME = cfg.OUTPUT_DIR
     check_names(cfg)
+    check_config_values(cfg)
     cfg.freeze()
     return cfg
 

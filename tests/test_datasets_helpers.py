@@ -33,7 +33,7 @@ def make_records(folder, n_classes=5, per_class=6, create=True):
 def test_split_round_trip_uses_relative_forward_slash_paths(tmp_path):
     image_dir = str(tmp_path / "images")
     records = make_records(image_dir, 2, 2, create=False)
-    splits = {"train": records[:2], "val": records[2:3], "test": records[3:]}
+    splits = {"train": records[0::2], "val": records[1:2], "test": records[3:]}  # both classes in train
     write_split(str(tmp_path / "split.json"), splits, image_dir)
     raw = json.loads((tmp_path / "split.json").read_text())
     assert raw["train"][0] == ["c0/img0.jpg", 0, "class 0"]

@@ -10,9 +10,10 @@ import torch.nn as nn
 
 from engine.bundled.config import get_cfg_default
 from engine.bundled.optim import (
-    AVAILABLE_OPTIMIZERS, ConstantWarmupScheduler, OptimConfigError, RAdam, build_lr_scheduler,
+    AVAILABLE_OPTIMIZERS, ConstantWarmupScheduler, RAdam, build_lr_scheduler,
     build_optimizer,
 )
+from engine.config_errors import ConfigError
 from engine.user_errors import is_user_error
 from tests.fixtures.real_dassl import dassl_checkout, why_no_real_dassl
 
@@ -163,9 +164,9 @@ def test_scheduler_config_errors():
         build_lr_scheduler(optimizer, optim_cfg(LR_SCHEDULER="poly"))
     with pytest.raises(ValueError, match="WARMUP_TYPE"):
         build_lr_scheduler(optimizer, optim_cfg(WARMUP_EPOCH=1, WARMUP_TYPE="exp"))
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="STEPSIZE"):
         build_lr_scheduler(optimizer, optim_cfg(LR_SCHEDULER="single_step", STEPSIZE=(2.5,)))
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="STEPSIZE"):
         build_lr_scheduler(optimizer, optim_cfg(LR_SCHEDULER="multi_step", STEPSIZE=3))
 
 
@@ -192,7 +193,7 @@ def test_each_optimizer_with_config_hyperparameters(name, cls):
 
 
 def test_unknown_optimizer_lists_the_valid_ones():
-    with pytest.raises(OptimConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         build_optimizer(nn.Linear(3, 2), optim_cfg(NAME="adagrad"))
     assert "adagrad" in str(info.value)
     assert all(name in str(info.value) for name in AVAILABLE_OPTIMIZERS)

@@ -22,7 +22,7 @@ from torchvision.transforms import functional as F
 
 from engine.bundled.data.autoaugment import cifar10_policy, imagenet_policy, svhn_policy
 from engine.bundled.data.randaugment import RandAugment, RandAugment2, RandAugmentFixMatch
-from engine.user_errors import user_error
+from engine.config_errors import ConfigError
 
 AVAILABLE_CHOICES = (
     "random_flip", "random_resized_crop", "normalize", "instance_norm", "random_crop",
@@ -43,11 +43,6 @@ _AUTOAUGMENT_POLICIES = (
     ("cifar10_policy", "cifar10 policy", cifar10_policy),
     ("svhn_policy", "svhn policy", svhn_policy),
 )
-
-
-@user_error  # train.py prints it as one line and exits with status 2
-class TransformConfigError(ValueError):
-    """INPUT.TRANSFORMS, INPUT.INTERPOLATION or a transform parameter is invalid."""
 
 
 class Random2DTranslation:
@@ -136,7 +131,7 @@ class _Pipeline:
 def _interpolation(cfg):
     name = cfg.INPUT.INTERPOLATION
     if name not in INTERPOLATION_MODES:
-        raise TransformConfigError(
+        raise ConfigError(
             f"INPUT.INTERPOLATION={name!r} is not one of {sorted(INTERPOLATION_MODES)}"
         )
     return INTERPOLATION_MODES[name]
@@ -145,7 +140,7 @@ def _interpolation(cfg):
 def _check_choices(choices):
     unknown = [c for c in choices if c not in AVAILABLE_CHOICES]
     if unknown:
-        raise TransformConfigError(
+        raise ConfigError(
             f"Unknown transform(s) {unknown} in INPUT.TRANSFORMS; valid choices are "
             f"{list(AVAILABLE_CHOICES)}"
         )
@@ -195,7 +190,7 @@ def _build_train(cfg, choices, interp, normalize):
     if "randaugment" in choices:
         n, m = inp.RANDAUGMENT_N, inp.RANDAUGMENT_M
         if not 0 <= m <= 30:
-            raise TransformConfigError(f"INPUT.RANDAUGMENT_M must be in [0, 30], got {m}")
+            raise ConfigError(f"INPUT.RANDAUGMENT_M must be in [0, 30], got {m}")
         add(f"randaugment (n={n}, m={m})", RandAugment(n, m))
     if "randaugment_fixmatch" in choices:
         n = inp.RANDAUGMENT_N

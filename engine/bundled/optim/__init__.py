@@ -3,11 +3,11 @@ from .lr_scheduler import (
     AVAILABLE_LR_SCHEDULERS, ConstantWarmupScheduler, LinearWarmupScheduler,
     build_lr_scheduler,
 )
-from .optimizer import AVAILABLE_OPTIMIZERS, OptimConfigError, build_optimizer
+from .optimizer import AVAILABLE_OPTIMIZERS, build_optimizer
 from .radam import RAdam
 
 __all__ = [
     "build_optimizer", "build_lr_scheduler", "AVAILABLE_OPTIMIZERS",
     "AVAILABLE_LR_SCHEDULERS", "ConstantWarmupScheduler", "LinearWarmupScheduler",
-    "OptimConfigError", "RAdam",
+    "RAdam",
 ]

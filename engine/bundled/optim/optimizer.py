@@ -10,14 +10,9 @@ import torch
 import torch.nn as nn
 
 from engine.bundled.optim.radam import RAdam
-from engine.user_errors import user_error
+from engine.config_errors import ConfigError
 
 AVAILABLE_OPTIMIZERS = ["adam", "amsgrad", "sgd", "rmsprop", "radam", "adamw"]
-
-
-@user_error  # train.py prints it as one line and exits with status 2
-class OptimConfigError(ValueError):
-    """OPTIM.NAME or OPTIM.NEW_LAYERS names something that does not exist."""
 
 
 def build_optimizer(model, optim_cfg, param_groups=None):
@@ -29,7 +24,7 @@ def build_optimizer(model, optim_cfg, param_groups=None):
     """
     name = optim_cfg.NAME
     if name not in AVAILABLE_OPTIMIZERS:
-        raise OptimConfigError(f"Optimizer must be one of {AVAILABLE_OPTIMIZERS}, but got {name!r}")
+        raise ConfigError(f"OPTIM.NAME must be one of {AVAILABLE_OPTIMIZERS}, but got {name!r}")
     params = _select_params(model, optim_cfg, param_groups)
     return _construct(name, params, optim_cfg)
 
@@ -60,7 +55,7 @@ def _staged_param_groups(model, optim_cfg):
     children = dict(model.named_children())
     missing = [n for n in new_layers if n not in children]
     if missing:
-        raise OptimConfigError(
+        raise ConfigError(
             f"OPTIM.NEW_LAYERS names {missing}, which are not direct children of the "
             f"model; the children are {list(children)}"
         )
