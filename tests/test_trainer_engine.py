@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine import build_trainer
-from trainers.clip_trainer import PromptCheckpointMismatch
+from engine.bundled.utils.checkpoint import CheckpointMismatch
 
 
 def quiet_train(trainer):
@@ -87,7 +87,7 @@ def test_checkpoint_with_other_prompt_shape_fails_clearly(make_cfg, tmp_path, re
     quiet_train(trainer)
     other = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "TRAINER.COOP.CTX_INIT", "",
                                    "TRAINER.COOP.N_CTX", 8))
-    with pytest.raises(PromptCheckpointMismatch, match=r"model.pth.tar-1.*ctx: file \(4, 32\) vs model \(8, 32\)"):
+    with pytest.raises(CheckpointMismatch, match=r"model.pth.tar-1.*ctx: file \(4, 32\) vs model \(8, 32\)"):
         other.load_model(out, epoch=1)
 
 

@@ -32,14 +32,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from engine import TRAINER_REGISTRY, get_cfg_default, load_checkpoint  # noqa: E402
+from engine import TRAINER_REGISTRY, get_cfg_default  # noqa: E402
 from engine.bundled.registry import closest_match  # noqa: E402
-from engine.bundled.utils.checkpoint import find_checkpoint  # noqa: E402
+from engine.bundled.utils.checkpoint import find_checkpoint, load_weights  # noqa: E402
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list  # noqa: E402
 from engine.config_extension import extend_cfg  # noqa: E402
 from engine.user_errors import UserError, is_user_error  # noqa: E402
 from models.clip_loader import load_clip_from_cfg  # noqa: E402
-from trainers.clip_trainer import load_prompt_state  # noqa: E402
 from models.zero_shot import class_text_features  # noqa: E402
 from trainers.zsclip import ZeroshotCLIP, zeroshot_templates  # noqa: E402
 
@@ -115,12 +114,10 @@ def load_prompted_model(cls, cfg, clip_model, classnames, model_dir, load_epoch)
         raise ExportError(f"{cls.__name__} conditions its prompts on each image: "
                           "it has no fixed class embedding to export")
     path = checkpoint_path(model_dir, load_epoch)
-    checkpoint = load_checkpoint(path)
     # Official CoOp-style checkpoints also hold frozen per-class buffers; they belong to
     # the training class names, not to these.
-    ignored = getattr(cls, "ignored_checkpoint_keys", ())
-    state_dict = {k: v for k, v in checkpoint["state_dict"].items() if k.split(".")[-1] not in ignored}
-    load_prompt_state(model.prompt_learner, state_dict, path)
+    checkpoint = load_weights(model.prompt_learner, path, cls.ignored_checkpoint_keys,
+                              cls.checkpoint_mismatch_hint)
     print(f"Loaded {path} (epoch {checkpoint.get('epoch', '?')})")
     return model.eval()
 

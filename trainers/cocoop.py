@@ -21,7 +21,7 @@ from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.prompt_init import init_context
-from models.prompted_clip import PromptedCLIP
+from models.prompted_clip import CLIPOutputs, PromptedCLIP
 from trainers.prompt_trainer import PromptTrainer
 
 # Sequences per text-encoder call; a batch of images is split into groups of whole
@@ -61,6 +61,9 @@ def build_meta_net(vis_dim, ctx_dim):
 
 class CoCoOpPromptLearner(AssembledPrompts, nn.Module):
     """Generic context ``ctx`` [n_ctx, D] + ``meta_net``; prompts conditioned on images."""
+
+    learns_text = True
+    learns_vision = False
 
     def __init__(self, clip_model, classnames, n_ctx, ctx_init):
         super().__init__()
@@ -105,12 +108,13 @@ class ConditionedCLIP(PromptedCLIP):
             chunks.append(features.float().reshape(group.shape[0], n_cls, -1))
         return F.normalize(torch.cat(chunks), dim=-1)
 
-    def forward(self, image):
+    def forward(self, image, return_features=False):
         image_features = self.image_encoder(image)
         text_features = self.text_features(image_features)
         image_features = F.normalize(image_features.float(), dim=-1)
         logits = torch.einsum("be,bce->bc", image_features, text_features)
-        return self.logit_scale.exp().float() * logits
+        logits = self.logit_scale.exp().float() * logits
+        return CLIPOutputs(logits, image_features, text_features) if return_features else logits
 
 
 @TRAINER_REGISTRY.register()

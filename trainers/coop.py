@@ -37,9 +37,7 @@ class CoOpPromptLearner(AssembledPrompts, nn.Module):
         )
 
     learns_text = True
-
-    def forward(self, class_ids=None):
-        return self.assembler(self.ctx, class_ids)
+    learns_vision = False
 
     def text_inputs(self, class_ids=None):
         return self.assembler.text_inputs(self.ctx, class_ids)

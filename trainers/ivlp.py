@@ -85,6 +85,7 @@ class IVLPPromptLearner(AssembledPrompts, nn.Module):
         self.deep_text_prompts = make_deep_prompts(depth_text - 1, n_text, vectors.shape[1])
         self.assembler = ClassPromptAssembler(clip_model, classnames, prompt_prefix, n_text)
         self.text_slots = text_slots(n_text)
+        self.learns_vision = depth_vision > 0
         if depth_vision:
             self.vision_ctx = nn.Parameter(random_prompts(n_vision, image_encoder.width))
             self.deep_vision_prompts = make_deep_prompts(depth_vision - 1, n_vision, image_encoder.width)

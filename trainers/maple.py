@@ -38,6 +38,7 @@ def add_maple_keys(cfg):
 
 class MultiModalPromptLearner(AssembledPrompts, nn.Module):
     learns_text = True
+    learns_vision = True
 
     def __init__(self, clip_model, image_encoder, classnames, opts):
         super().__init__()

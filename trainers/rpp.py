@@ -17,7 +17,7 @@ import os.path as osp
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from engine.bundled.utils.checkpoint import find_checkpoint, load_checkpoint
+from engine.bundled.utils.checkpoint import find_checkpoint, load_weights
 from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_prompts import ClassPromptAssembler, FixedClassPrompts
@@ -28,7 +28,6 @@ from models.sapl import QKV_INIT_CHOICES, RESIDUAL_CHOICES, SAPLPrompts, check_c
 from models.templates import template_for
 from models.text_encoder import TextEncoder
 from models.zero_shot import ZeroShotClassifier
-from trainers.clip_trainer import load_prompt_state
 from trainers.ivlp import DeepPromptTrainer, vision_depth
 
 
@@ -91,6 +90,7 @@ class RPPPromptLearner(nn.Module):
             self.fixed_text = FixedClassPrompts(clip_model, [template.format(name) for name in classnames])
 
         self.vision_prompts = None
+        self.learns_vision = depth_vision > 0
         if depth_vision:
             n_vision = int(opts.N_CTX_VISION)
             self.vision_prompts = SAPLPrompts(depth_vision, n_vision, image_encoder.width, shared, None, qkv_init)
@@ -120,6 +120,9 @@ class RPPPromptLearner(nn.Module):
 class RPP(DeepPromptTrainer):
     config_node = "RPP"
     teacher = None
+    # The teacher runs the student's frozen CLIP and the student has no vision prompts:
+    # the student's image features are the teacher's, so the image tower runs once.
+    teacher_reuses_image_features = False
 
     @classmethod
     def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
@@ -143,20 +146,27 @@ class RPP(DeepPromptTrainer):
                 )
         template = class_template(self.cfg)
         self.teacher = ZeroShotClassifier(teacher_clip, self.classnames, [template]).to(self.device)
+        self.teacher_reuses_image_features = (teacher_clip is clip_model
+                                              and not self.model.prompt_learner.learns_vision)
         print(f'Knowledge distillation from zero-shot CLIP ({name or self.cfg.MODEL.BACKBONE.NAME}, '
               f'"{template}"): lambda {opts.KD_WEIGHT}, T {opts.KD_TEMPERATURE}')
 
-    def loss_terms(self, image, label, logits, sampled):
-        terms = super().loss_terms(image, label, logits, sampled)
+    def teacher_logits(self, step):
+        """The teacher's logits over the step's classes."""
+        if self.teacher_reuses_image_features:
+            return self.teacher.classify(step.image_features.detach(), step.class_ids)
+        with self.autocast():
+            return self.teacher(step.image, step.class_ids)
+
+    def loss_terms(self, step):
+        terms = super().loss_terms(step)
         if self.teacher is None:
             return terms
         opts = self.cfg.TRAINER.RPP
-        class_ids = None if sampled is None else sampled.class_ids
-        with self.autocast():
-            teacher_logits = self.teacher(image, class_ids)
-        student_logits = logits
-        if sampled is not None:  # the same columns for both: positive + sampled negatives
-            student_logits, teacher_logits = sampled.arrange(logits), sampled.arrange(teacher_logits)
+        student_logits, teacher_logits = step.logits, self.teacher_logits(step)
+        if step.sampled is not None:  # the same columns for both: positive + sampled negatives
+            student_logits = step.sampled.arrange(student_logits)
+            teacher_logits = step.sampled.arrange(teacher_logits)
         terms["loss_kd"] = float(opts.KD_WEIGHT) * kd_loss(student_logits, teacher_logits, opts.KD_TEMPERATURE)
         return terms
 
@@ -186,7 +196,6 @@ class RPP_Transfer(RPP):
             raise UserError("RPP_Transfer needs TRAINER.RPP_TRANSFER.PROMPTS: the RPP run (or "
                             "checkpoint) whose prompts it starts from")
         path = prompt_checkpoint_path(source)
-        checkpoint = load_checkpoint(path)
-        load_prompt_state(self.model.prompt_learner, checkpoint["state_dict"], path)
+        checkpoint = load_weights(self.model.prompt_learner, path, hint=self.checkpoint_mismatch_hint)
         print(f'Loaded pre-trained RPP prompts from "{path}" (epoch {checkpoint.get("epoch")})')
         super().build_extra_models(clip_model)

@@ -26,6 +26,7 @@ def add_vpt_keys(cfg):
 
 class VPTPromptLearner(nn.Module):
     learns_text = False
+    learns_vision = True
 
     def __init__(self, clip_model, image_encoder, classnames, opts):
         super().__init__()
