@@ -16,6 +16,7 @@ from engine import TrainerX
 from engine.bundled.checkpointing import Checkpointing
 from engine.bundled.data import loader_options  # noqa: F401  (registers DATALOADER keys)
 from engine.bundled.training_loop import TrainingLoop
+from engine.config_extension import TrainerConfigNode
 from engine.distributed import is_distributed, wrap_in_ddp
 from engine.user_errors import UserError
 from models.clip_loader import input_resolution, load_clip_from_cfg
@@ -26,10 +27,10 @@ from models.precision import autocast, check_precision, make_grad_scaler
 ENGINE_MIXINS = tuple(mixin for mixin in (TrainingLoop, Checkpointing) if not issubclass(TrainerX, mixin))
 
 
-class ClipTrainer(*ENGINE_MIXINS, TrainerX):
-    """Base for CLIP trainers. Subclasses set ``config_node`` (e.g. "COOP") for PREC."""
+class ClipTrainer(TrainerConfigNode, *ENGINE_MIXINS, TrainerX):
+    """Base for CLIP trainers. A subclass declares its options node (``config_node``,
+    e.g. "COOP", and ``config_keys``); PREC is read from it."""
 
-    config_node = None
     # Official CoOp-style checkpoints also hold these frozen per-class buffers; ours
     # do not (they are rebuilt from the current class names), so they are dropped.
     ignored_checkpoint_keys = ("token_prefix", "token_suffix")
@@ -46,7 +47,7 @@ class ClipTrainer(*ENGINE_MIXINS, TrainerX):
 
     @property
     def precision(self):
-        node = self.cfg.TRAINER.get(self.config_node) if self.config_node else None
+        node = self.options(self.cfg) if self.config_node else None
         return check_precision(node.PREC if node is not None and "PREC" in node else "fp32")
 
     @property

@@ -17,7 +17,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.prompt_init import init_context
@@ -27,15 +26,6 @@ from trainers.prompt_trainer import PromptTrainer
 # Sequences per text-encoder call; a batch of images is split into groups of whole
 # images so that one group holds at most this many (one image's classes always fit).
 MAX_TEXT_SEQUENCES = 4096
-
-
-@config_extension
-def add_cocoop_keys(cfg):
-    add_node(cfg, "TRAINER.COCOOP", {
-        "N_CTX": 16,  # number of context vectors
-        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
-    })
 
 
 def image_feature_dim(clip_model):
@@ -120,6 +110,11 @@ class ConditionedCLIP(PromptedCLIP):
 @TRAINER_REGISTRY.register()
 class CoCoOp(PromptTrainer):
     config_node = "COCOOP"
+    config_keys = {
+        "N_CTX": 16,  # number of context vectors
+        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+    }
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
@@ -129,6 +124,6 @@ class CoCoOp(PromptTrainer):
 
     @classmethod
     def build_prompted_model(cls, cfg, clip_model, classnames):
-        opts = cfg.TRAINER.COCOOP
+        opts = cls.options(cfg)
         prompt_learner = CoCoOpPromptLearner(clip_model, classnames, opts.N_CTX, opts.CTX_INIT)
         return ConditionedCLIP(clip_model, prompt_learner)

@@ -15,6 +15,7 @@ batch's classes plus K - 1 shared negatives per step, which is how CoOp, MaPLe, 
 RPP alike can train on ImageNet-21K's classes. ``DATALOADER.K_TRANSFORMS > 1`` (POMP's
 several augmented views per image) is folded into the batch.
 """
+import os.path as osp
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,11 +23,29 @@ import torch
 import torch.nn.functional as F
 
 from engine import build_lr_scheduler, build_optimizer, compute_accuracy
+from engine.bundled.utils.checkpoint import find_checkpoint
 from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_sampling import SampledClasses, check_log_base, class_sampler_from_cfg
 from models.precision import check_precision
 from trainers.clip_trainer import ClipTrainer
+
+
+PROMPT_MODULE = "prompt_learner"  # the one module prompt trainers register and checkpoint
+
+
+def find_prompt_checkpoint(path, epoch=None):
+    """The prompt checkpoint ``path`` names: the file itself, or in a run folder (or its
+    ``prompt_learner`` folder) epoch ``epoch``, else model-best, else the last epoch
+    (``find_checkpoint``, the rule ``load_model`` follows). None when there is none."""
+    path = osp.expanduser(path)
+    if osp.isfile(path):
+        return path
+    for folder in (osp.join(path, PROMPT_MODULE), path):
+        found = find_checkpoint(folder, epoch)
+        if found is not None:
+            return found
+    return None
 
 
 @config_extension
@@ -64,7 +83,7 @@ class PromptTrainer(ClipTrainer):
     class_sampler = None
 
     def check_cfg(self, cfg):
-        check_precision(cfg.TRAINER[self.config_node].PREC)
+        check_precision(self.options(cfg).PREC)
         check_log_base(cfg.TRAINER.CLASS_SAMPLING.LOG_BASE)
 
     @classmethod
@@ -90,7 +109,7 @@ class PromptTrainer(ClipTrainer):
             self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
         else:  # e.g. RPP with both prompt depths 0: frozen CLIP, evaluation only
             self.optim = self.sched = None
-        self.register_model("prompt_learner", self.model.prompt_learner, self.optim, self.sched)
+        self.register_model(PROMPT_MODULE, self.model.prompt_learner, self.optim, self.sched)
         self.scaler = self.make_grad_scaler()
         self.class_sampler = class_sampler_from_cfg(self.cfg, len(self.classnames))
         if self.class_sampler is not None:
