@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from engine.bundled.checkpointing import Checkpointing
@@ -262,24 +263,30 @@ class SimpleTrainer(TrainerBase):
     def _evaluate_sharded(self, data_loader):
         """Each rank predicts its shard; the evaluator sees every image once, in order.
 
-        All ranks evaluate the same gathered set, so they return the same result
-        (trainers compare it, e.g. for best-val checkpoints, and must agree).
+        Only the predicted classes travel between the ranks (one integer per image: the
+        full [N, C] scores would be tens of GB with 21K classes), and the evaluator gets
+        them as one-hot scores, whose argmax is all it reads. All ranks evaluate the same
+        gathered set, so they return the same result (trainers compare it, e.g. for
+        best-val checkpoints, and must agree).
         """
-        indices, outputs, labels = [], [], []
+        indices, predictions, labels = [], [], []
         for batch in tqdm(data_loader, disable=not is_main_process()):
             input, label = self.parse_batch_test(batch)
-            outputs.append(self.model_inference(input).detach().cpu())
+            predictions.append(self.model_inference(input).max(1)[1].detach().cpu())  # as the evaluator
             labels.append(label.detach().cpu())
             indices.append(torch.as_tensor(batch["index"]).cpu())
-        local = (
-            (torch.cat(indices), torch.cat(outputs), torch.cat(labels)) if indices
-            else (torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0, dtype=torch.long))
-        )
-        all_indices, all_outputs, all_labels = gather_predictions(*local)
+        empty = torch.empty(0, dtype=torch.long)
+        local = ((torch.cat(indices), torch.cat(predictions), torch.cat(labels)) if indices
+                 else (empty, empty, empty))
+        all_indices, all_predictions, all_labels = gather_predictions(*local)
         print(f"Gathered {len(all_indices):,} predictions from {get_world_size()} processes")
+        if not len(all_indices):
+            return
+        width = int(all_predictions.max()) + 1
         chunk = max(1, int(self.cfg.DATALOADER.TEST.BATCH_SIZE))
         for start in range(0, len(all_indices), chunk):
-            self.evaluator.process(all_outputs[start:start + chunk], all_labels[start:start + chunk])
+            scores = F.one_hot(all_predictions[start:start + chunk], width).float()
+            self.evaluator.process(scores, all_labels[start:start + chunk])
 
     def model_inference(self, input):
         return self.model(input)
