@@ -92,6 +92,9 @@ def _trainer_nodes(cfg):
 def _toolbox_keys(cfg):
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new (CoCoOp's base-to-new protocol)
     cfg.MODEL.BACKBONE.PATH = ""  # explicit CLIP weights file; searched first
+    # Set by train.py --eval-only (as --resume sets RESUME): trainers then build only what
+    # evaluation needs (no KD teacher, optimizer or class sampler) and say only what applies.
+    cfg.EVAL_ONLY = False
 
 
 @config_extension

@@ -1,5 +1,6 @@
 """RPP (SAPL prompts + KD), RPP_Transfer and POMP on the tiny CLIP and the demo dataset."""
 import os
+import sys
 
 import pytest
 import torch
@@ -302,3 +303,50 @@ def test_fixed_text_features_are_encoded_once_per_run(make_cfg, restore_stdout, 
     trainer.test()
     assert len(trainer.test_loader) > 1
     assert len(calls) == 1
+
+
+TRAINING_ONLY_LINES = ("Parameters to be updated", "Class sampling:", "Knowledge distillation",
+                       "Turning off gradients", "load_model() is skipped")
+
+
+def run_train_py_in_process(demo_data_root, output_dir, trainer, *opts):
+    from conftest import DEMO_DATASET_CONFIG
+    from engine.launch import main
+
+    code = main(["--root", demo_data_root, "--seed", "1", "--trainer", trainer,
+                 "--dataset-config-file", DEMO_DATASET_CONFIG, "--config-file", RPP_CONFIG,
+                 "--output-dir", str(output_dir), *map(str, opts)])
+    assert code == 0
+    sys.stdout.flush()  # main() tees stdout into the log
+    return (output_dir / "log.txt").read_text()
+
+
+def test_eval_only_logs_say_only_what_applies(make_cfg, demo_data_root, restore_stdout, tmp_path):
+    source_dir = tmp_path / "pretrain"
+    source = build(make_cfg, "RPP", output_dir=str(source_dir))
+    source.save_model(0, str(source_dir))
+    sampling = ("TRAINER.CLASS_SAMPLING.K", 5)
+
+    log = run_train_py_in_process(demo_data_root, tmp_path / "transfer", "RPP_Transfer", "--eval-only",
+                                  "TRAINER.RPP_TRANSFER.PROMPTS", source_dir, *sampling)
+    checkpoint = source_dir / "prompt_learner" / "model.pth.tar-1"
+    assert f'Evaluating the pre-trained RPP prompts loaded from "{checkpoint}"' in log
+    assert "* accuracy:" in log
+    for line in TRAINING_ONLY_LINES:
+        assert line not in log, line
+
+    log = run_train_py_in_process(demo_data_root, tmp_path / "zeroshot", "ZeroshotCLIP", "--eval-only")
+    assert "Nothing to load: zero-shot CLIP evaluates the hand-crafted prompts" in log
+    assert "load_model() is skipped" not in log
+
+    log = run_train_py_in_process(demo_data_root, tmp_path / "frozen", "RPP", "--eval-only",
+                                  "TRAINER.RPP.PROMPT_DEPTH_TEXT", 0, "TRAINER.RPP.PROMPT_DEPTH_VISION", 0)
+    assert "Nothing to load: RPP has no learnable prompts with this config" in log
+    for line in TRAINING_ONLY_LINES:
+        assert line not in log, line
+
+    # a training run still says them
+    log = run_train_py_in_process(demo_data_root, tmp_path / "train", "RPP", *sampling,
+                                  "DATASET.NUM_SHOTS", 1, "OPTIM.MAX_EPOCH", 1, "TEST.NO_TEST", True)
+    for line in TRAINING_ONLY_LINES[:-1]:
+        assert line in log, line

@@ -51,6 +51,11 @@ class ClipTrainer(TrainerConfigNode, *ENGINE_MIXINS, TrainerX):
         return check_precision(node.PREC if node is not None and "PREC" in node else "fp32")
 
     @property
+    def evaluating_only(self):
+        """An eval-only run (train.py --eval-only): build and print only what testing needs."""
+        return bool(self.cfg.get("EVAL_ONLY", False))
+
+    @property
     def classnames(self):
         return [name.replace("_", " ") for name in self.dm.dataset.classnames]
 

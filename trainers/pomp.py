@@ -20,6 +20,6 @@ class POMP(CoOp):
 
     def build_model(self):
         super().build_model()
-        if self.class_sampler is None:
+        if self.class_sampler is None and not self.evaluating_only:
             print("Note: TRAINER.CLASS_SAMPLING.K is 0, so every step encodes all classes "
                   "(POMP's recipe samples K = 1000; see configs/trainers/POMP/)")

@@ -99,26 +99,39 @@ class PromptTrainer(ClipTrainer):
         clip_model = self.load_frozen_clip()
         print(f"Building custom CLIP ({type(self).__name__})")
         self.model = self.build_prompted_model(self.cfg, clip_model, self.classnames).to(self.device)
-        print("Turning off gradients in both the image and the text encoder")
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith("prompt_learner."))
         trainable = [name for name, p in self.model.named_parameters() if p.requires_grad]
-        print(f"Parameters to be updated: {trainable}")
-        if trainable:
+        self.optim = self.sched = None
+        if trainable and not self.evaluating_only:
+            print("Turning off gradients in both the image and the text encoder")
+            print(f"Parameters to be updated: {trainable}")
             self.optim = build_optimizer(self.model.prompt_learner, self.cfg.OPTIM)
             self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
-        else:  # e.g. RPP with both prompt depths 0: frozen CLIP, evaluation only
-            self.optim = self.sched = None
         self.register_model(PROMPT_MODULE, self.model.prompt_learner, self.optim, self.sched)
         self.scaler = self.make_grad_scaler()
-        self.class_sampler = class_sampler_from_cfg(self.cfg, len(self.classnames))
+        if not self.evaluating_only:
+            self.class_sampler = class_sampler_from_cfg(self.cfg, len(self.classnames))
         if self.class_sampler is not None:
             sampler = self.class_sampler
             print(f"Class sampling: {sampler.k} classes per step out of {sampler.num_classes}, "
                   f"local correction {f'on (log base {sampler.log_base:g})' if sampler.correction else 'off'}")
         self.build_extra_models(clip_model)
 
+    @property
+    def learns_prompts(self):
+        return any(p.requires_grad for p in self.model.prompt_learner.parameters())
+
+    def no_checkpoint_note(self):
+        if not self.learns_prompts:
+            return (f"Nothing to load: {type(self).__name__} has no learnable prompts with this "
+                    "config (all prompt depths 0), so it evaluates frozen CLIP")
+        return super().no_checkpoint_note()
+
     def before_train(self):
+        if self.evaluating_only:
+            raise UserError("EVAL_ONLY is set (train.py --eval-only): this trainer was built for "
+                            "evaluation only and cannot train")
         if self.optim is None:
             raise UserError(
                 f"{type(self).__name__} has no learnable prompts with this config (all prompt "

@@ -131,6 +131,8 @@ class RPP(DeepPromptTrainer):
 
     def build_extra_models(self, clip_model):
         opts = self.options(self.cfg)
+        if self.evaluating_only:  # the teacher only shapes training
+            return
         if not opts.KD:
             print(f"Knowledge distillation: off ({self.config_path()}.KD False)")
             return
@@ -174,6 +176,8 @@ class RPP(DeepPromptTrainer):
 
 @TRAINER_REGISTRY.register()
 class RPP_Transfer(RPP):
+    pretrained_prompts = None  # the checkpoint the prompts were loaded from
+
     def build_extra_models(self, clip_model):
         source = self.cfg.TRAINER.RPP_TRANSFER.PROMPTS
         if not source:
@@ -187,5 +191,10 @@ class RPP_Transfer(RPP):
                 "scripts/rpp/pretrain.sh)"
             )
         checkpoint = load_weights(self.model.prompt_learner, path, hint=self.checkpoint_mismatch_hint)
+        self.pretrained_prompts = path
         print(f'Loaded pre-trained RPP prompts from "{path}" (epoch {checkpoint.get("epoch")})')
         super().build_extra_models(clip_model)
+
+    def no_checkpoint_note(self):
+        return (f'Evaluating the pre-trained RPP prompts loaded from "{self.pretrained_prompts}" '
+                "(TRAINER.RPP_TRANSFER.PROMPTS; no --model-dir to load a fine-tuned run from)")

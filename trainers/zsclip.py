@@ -31,6 +31,9 @@ class ZeroshotCLIP(ClipTrainer):
         print(f"Prompt templates: {templates}")
         self.classifier = ZeroShotClassifier(self.load_frozen_clip(), self.classnames, templates)
 
+    def no_checkpoint_note(self):
+        return "Nothing to load: zero-shot CLIP evaluates the hand-crafted prompts above"
+
     @property
     def text_features(self):
         return self.classifier.text_features
