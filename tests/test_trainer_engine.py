@@ -101,3 +101,21 @@ def test_coop_without_training_equals_zeroshot_clip(make_cfg, restore_stdout):
         expected = zeroshot.model_inference(image)
         got = coop.model_inference(image)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_load_model_deploys_the_best_else_the_last_epoch(make_cfg, tmp_path, capsys, restore_stdout):
+    from engine.user_errors import is_user_error
+
+    out = str(tmp_path / "run")
+    trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 2,
+                                     "TRAIN.CHECKPOINT_FREQ", 1, "TEST.NO_TEST", True, output_dir=out))
+    quiet_train(trainer)
+    fresh = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2))
+    capsys.readouterr()
+    fresh.load_model(out)  # no model-best.pth.tar: the last epoch, as for every trainer
+    last = os.path.join(out, "prompt_learner", "model.pth.tar-2")
+    assert f"Load {last} to prompt_learner (epoch=2, val_result=None)" in capsys.readouterr().out
+    assert torch.equal(fresh.model.prompt_learner.ctx, trainer.model.prompt_learner.ctx)
+    with pytest.raises(FileNotFoundError, match=r"model\.pth\.tar-7") as missing:
+        fresh.load_model(out, epoch=7)
+    assert is_user_error(missing.value)  # train.py prints it as one error line
