@@ -119,3 +119,16 @@ def test_load_model_deploys_the_best_else_the_last_epoch(make_cfg, tmp_path, cap
     with pytest.raises(FileNotFoundError, match=r"model\.pth\.tar-7") as missing:
         fresh.load_model(out, epoch=7)
     assert is_user_error(missing.value)  # train.py prints it as one error line
+
+
+def test_official_coop_checkpoints_load_without_their_class_buffers(make_cfg, tmp_path, restore_stdout):
+    trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2))
+    ctx = torch.randn_like(trainer.model.prompt_learner.ctx)
+    folder = tmp_path / "official" / "prompt_learner"
+    folder.mkdir(parents=True)
+    # what the official CoOp saves: ctx plus frozen per-class embeddings of its class names
+    torch.save({"state_dict": {"ctx": ctx, "token_prefix": torch.zeros(3, 1, 32),
+                               "token_suffix": torch.zeros(3, 72, 32)}, "epoch": 50},
+               folder / "model.pth.tar-50")
+    trainer.load_model(str(tmp_path / "official"), epoch=50)
+    assert torch.equal(trainer.model.prompt_learner.ctx, ctx)

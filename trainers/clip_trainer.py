@@ -108,7 +108,8 @@ class ClipTrainer(TrainerConfigNode, *ENGINE_MIXINS, TrainerX):
             self.update_lr()
 
     def test(self, split=None):
-        # Text features are cached for one test run only: prompts may change between runs.
+        # Learned class text is cached for one test run only (the prompts may change between
+        # runs); fixed class text stays cached for the whole run (PromptedCLIP decides).
         self.clear_text_feature_cache()
         try:
             return super().test(split)
