@@ -98,6 +98,8 @@ def reset_cfg(cfg, args):
         cfg.OUTPUT_DIR = args.output_dir
     if args.resume:
         cfg.RESUME = args.resume
+    if args.eval_only:
+        cfg.EVAL_ONLY = True
     if args.seed is not None:
         cfg.SEED = args.seed
     if args.source_domains:
@@ -187,7 +189,7 @@ def check_output_dir(cfg, args):
     Returns a note to print once the logger is set up (or None). ``--overwrite`` renames
     the old folder to ``<output-dir>.old-<YYYYmmdd-HHMMSS>`` (nothing is deleted).
     """
-    if args.eval_only or args.no_train:
+    if cfg.EVAL_ONLY or args.no_train:
         return None  # evaluation only adds a new log file next to the old ones
     if args.overwrite and cfg.RESUME:
         raise OutputDirInUse("--overwrite and --resume (or RESUME) contradict each other; pass one")
@@ -254,7 +256,7 @@ def run(args):
         # From here on each rank draws its own augmentations (and sampled classes);
         # the data split and the initial prompts above came from the shared seed.
         set_random_seed(cfg.SEED + distributed.get_rank())
-    if args.eval_only:
+    if cfg.EVAL_ONLY:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
         return trainer

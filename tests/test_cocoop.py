@@ -7,7 +7,7 @@ import torch
 from conftest import REPO_ROOT
 from engine import build_trainer, get_cfg_default
 from engine.config_extension import extend_cfg
-from trainers.clip_trainer import PromptCheckpointMismatch
+from engine.bundled.utils.checkpoint import CheckpointMismatch
 from trainers.cocoop import build_meta_net, image_feature_dim
 
 TINY_COCOOP_CONFIG = os.path.join(REPO_ROOT, "configs", "trainers", "CoCoOp", "tiny_vit.yaml")
@@ -236,5 +236,5 @@ def test_prompt_only_checkpoint_round_trip(make_cocoop, tmp_path, restore_stdout
         torch.testing.assert_close(fresh.model_inference(images), trained.model_inference(images))
 
     other = make_cocoop("TRAINER.COCOOP.CTX_INIT", "", "TRAINER.COCOOP.N_CTX", 8)
-    with pytest.raises(PromptCheckpointMismatch, match=r"ctx: file \(4, 32\) vs model \(8, 32\)"):
+    with pytest.raises(CheckpointMismatch, match=r"ctx: file \(4, 32\) vs model \(8, 32\)"):
         other.load_model(out, epoch=1)

@@ -18,25 +18,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.prompt_init import init_context
-from models.prompted_clip import PromptedCLIP
+from models.prompted_clip import CLIPOutputs, PromptedCLIP
 from trainers.prompt_trainer import PromptTrainer
 
 # Sequences per text-encoder call; a batch of images is split into groups of whole
 # images so that one group holds at most this many (one image's classes always fit).
 MAX_TEXT_SEQUENCES = 4096
-
-
-@config_extension
-def add_cocoop_keys(cfg):
-    add_node(cfg, "TRAINER.COCOOP", {
-        "N_CTX": 16,  # number of context vectors
-        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
-    })
 
 
 def image_feature_dim(clip_model):
@@ -62,6 +52,9 @@ def build_meta_net(vis_dim, ctx_dim):
 
 class CoCoOpPromptLearner(AssembledPrompts, nn.Module):
     """Generic context ``ctx`` [n_ctx, D] + ``meta_net``; prompts conditioned on images."""
+
+    learns_text = True
+    learns_vision = False
 
     def __init__(self, clip_model, classnames, n_ctx, ctx_init):
         super().__init__()
@@ -107,18 +100,24 @@ class ConditionedCLIP(PromptedCLIP):
             chunks.append(features.float().reshape(group.shape[0], n_cls, -1))
         return F.normalize(torch.cat(chunks), dim=-1)
 
-    def forward(self, image):
+    def forward(self, image, return_features=False):
         # The published order: the meta-net sees the unit-norm feature the logits use (raw
         # CLIP features have norms of ~10, a different meta-net input scale).
         image_features = F.normalize(self.image_encoder(image).float(), dim=-1)
         text_features = self.text_features(image_features)
         logits = torch.einsum("be,bce->bc", image_features, text_features)
-        return self.logit_scale.exp().float() * logits
+        logits = self.logit_scale.exp().float() * logits
+        return CLIPOutputs(logits, image_features, text_features) if return_features else logits
 
 
 @TRAINER_REGISTRY.register()
 class CoCoOp(PromptTrainer):
     config_node = "COCOOP"
+    config_keys = {
+        "N_CTX": 16,  # number of context vectors
+        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+    }
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
@@ -128,6 +127,6 @@ class CoCoOp(PromptTrainer):
 
     @classmethod
     def build_prompted_model(cls, cfg, clip_model, classnames):
-        opts = cfg.TRAINER.COCOOP
+        opts = cls.options(cfg)
         prompt_learner = CoCoOpPromptLearner(clip_model, classnames, opts.N_CTX, opts.CTX_INIT)
         return ConditionedCLIP(clip_model, prompt_learner)
