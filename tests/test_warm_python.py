@@ -44,7 +44,8 @@ def test_a_script_sees_its_argv_folder_environment_and_streams(server, tmp_path,
 
 
 def test_code_modules_and_uncaught_exceptions_behave_as_in_python(server, tmp_path):
-    for args in (["-c", "import sys; print(sys.argv, sys.path[0] == ''); sys.exit('bye')", "x"],
+    show = "import sys; print(sys.argv, sys.path[0] == '', [k for k in globals() if k[:2] != '__']); sys.exit('bye')"
+    for args in (["-c", show, "x"],  # argv, path, a namespace of its own, a message as exit status
                  ["-m", "json.tool", "--help"],
                  ["-c", "raise ValueError('boom')"]):
         real = run(sys.executable, args, tmp_path)
