@@ -1,7 +1,8 @@
 # Shared logic of the prompt pre-training sweeps (scripts/rpp, scripts/pomp); sourced after
 # scripts/common.sh, never run. A pre-training run trains on all classes of SOURCE
-# (default imagenet21k, configs/datasets/imagenet21k.yaml; imagenet_21k is accepted) and keeps its best epoch on SOURCE's val split (TEST.FINAL_MODEL
-# best_val in the configs); its prompts are then evaluated zero-shot on other datasets.
+# (default imagenet21k = configs/datasets/imagenet21k.yaml; imagenet_21k is read as that)
+# and keeps its best epoch on SOURCE's val split (TEST.FINAL_MODEL best_val in the
+# configs); its prompts are then evaluated zero-shot on other datasets.
 #
 # The caller sets TRAINER (the pre-training trainer, used in folder names), CFG, and
 # EVAL_TRAINER with the options that make it evaluate a pre-trained run (see pt_eval).
