@@ -43,7 +43,8 @@ from tests.fixtures.doc_commands import REPO_ROOT, DocCommand, documented_comman
 SMOKE_ENV = {"BACKBONE": "tiny-vit", "EPOCHS": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 CLIP_PROGRAMS = ("train.py", "tools/export_classifier.py")  # trailing KEY VALUE opts, build a CLIP
 SHELL_OPERATORS = {"&&", "||", "|", ";", ">", ">>", "<", "&"}
-PRELOAD = ["engine.launch", "trainers", "datasets", "models", "tools.results.collect", "tabulate",
+PRELOAD = ["engine.launch", "trainers", "datasets", "models", "tools.results.collect", "tools.results.chart",
+           "tools.results.tables", "tools.results.reference", "tabulate",
            "torch.distributed.run", "torch.utils.tensorboard"]
 COMMAND_TIMEOUT = 600
 ACCURACY = re.compile(r"^\* accuracy: [\d.]+%$", re.M)
@@ -104,6 +105,17 @@ def base_environment():
     return env
 
 
+def repository_entries():
+    """Top-level names of the checkout's files (tracked or new, not ignored: no output/, data/)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, check=True).stdout.split("\n")
+        names = {path.split("/")[0] for path in listed if path}
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout
+        names = set(os.listdir(REPO_ROOT)) - {"output", "data", "DATA", "exports"}
+    return sorted(name for name in names if not name.startswith(".") and os.path.exists(os.path.join(REPO_ROOT, name)))
+
+
 class Workspace:
     """A folder that looks like the repository, fake data and the environment commands get."""
 
@@ -119,9 +131,12 @@ class Workspace:
 
         root, data = os.path.join(path, "repo"), os.path.join(path, "data")
         os.makedirs(root)
-        for name in os.listdir(REPO_ROOT):
-            if name not in ("output", "data", "DATA") and not name.startswith("."):
-                os.symlink(os.path.join(REPO_ROOT, name), os.path.join(root, name))
+        for name in repository_entries():  # folders linked, files copied: a write never reaches the repo
+            source = os.path.join(REPO_ROOT, name)
+            if os.path.isdir(source):
+                os.symlink(source, os.path.join(root, name))
+            else:
+                shutil.copy2(source, os.path.join(root, name))
         make_all(data)
         shutil.copytree(os.path.join(demo_data_root, "demo"), os.path.join(data, "demo"))
         return cls(root, data, python)
