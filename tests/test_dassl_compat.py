@@ -1,33 +1,26 @@
 """engine.dassl_compat against the REAL Dassl.pytorch (0.6.3, c61a1b5).
 
-Skipped unless ``import dassl`` works. To run them, install Dassl into a separate
-virtual env (``python -m venv --system-site-packages VENV``,
-``VENV/bin/pip install --no-build-isolation -e Dassl.pytorch`` plus gdown, wilds) and run
-``RPP_ENGINE=dassl VENV/bin/python -m pytest tests/test_dassl_compat.py``.
+Marked ``real_dassl``: the default run skips this file and ``tests/test_real_dassl.py``
+runs it in a process on the real engine (skipped, saying why, where there is no Dassl).
 """
-import importlib.util
 import math
 
 import pytest
 import torch
 
-if importlib.util.find_spec("dassl") is None:
-    pytest.skip(
-        "Dassl is not installed (import dassl fails). To run these tests: "
-        "RPP_ENGINE=dassl /work/ext/dassl-venv/bin/python -m pytest tests/test_dassl_compat.py "
-        "(any env with Dassl.pytorch installed works)",
-        allow_module_level=True,
-    )
+import engine  # applies the compat patches when BACKEND is "dassl"
+from tests.fixtures.real_dassl import ONLY_ON_REAL_DASSL
 
-import engine  # noqa: E402  (applies the compat patches when BACKEND is "dassl")
+pytestmark = pytest.mark.real_dassl
+if engine.BACKEND != "dassl":
+    pytest.skip(ONLY_ON_REAL_DASSL, allow_module_level=True)
+
 from dassl.config import get_cfg_default  # noqa: E402
 from dassl.engine import TrainerBase  # noqa: E402
 from dassl.optim import build_lr_scheduler  # noqa: E402
 from dassl.optim.lr_scheduler import _BaseWarmupScheduler  # noqa: E402
 from dassl.utils import load_checkpoint, resume_from_checkpoint, save_checkpoint  # noqa: E402
 from engine.dassl_compat import apply_dassl_compat  # noqa: E402
-
-apply_dassl_compat()  # also when RPP_ENGINE=bundled left engine/__init__ off the dassl path
 
 BASE_LR = 0.002
 MAX_EPOCH = 6
@@ -152,7 +145,6 @@ def test_apply_dassl_compat_is_idempotent():
     assert isinstance(sched.state_dict()["successor"], dict)
 
 
-@pytest.mark.skipif(engine.BACKEND != "dassl", reason="RPP_ENGINE=bundled selected")
 def test_engine_exports_the_real_dassl_api():
     import dassl.engine
     import dassl.optim
