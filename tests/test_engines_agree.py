@@ -56,6 +56,7 @@ def steps_and_result(log):
     return steps, results[-1] if results else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["CoOp", "RPP"])
 def test_train_py_logs_the_same_steps_and_accuracy_on_both_engines(trainer, demo_data_root,
                                                                      tmp_path):

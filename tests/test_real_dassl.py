@@ -19,6 +19,7 @@ from tests.fixtures.real_dassl import (
 SUMMARY = "real-Dassl run ({command}, {seconds:.0f} s): {summary}"
 
 
+@pytest.mark.slow
 def test_every_real_dassl_test_passes_on_the_real_engine(tmp_path):
     reason = why_no_real_dassl()
     if reason:
