@@ -16,6 +16,7 @@ TRAINABLE = [c for c in CONFIGS if c not in TEST_ONLY]
 SPLIT_FILE_DATASETS = [c for c in TRAINABLE if CATALOG[CONFIG_TO_NAME[c]].requirements[-1].path.endswith(".json")]
 
 
+@pytest.mark.real_dassl
 def test_every_config_file_names_a_registered_catalogued_dataset():
     from engine import DATASET_REGISTRY
 
@@ -30,6 +31,7 @@ def test_every_config_file_names_a_registered_catalogued_dataset():
     assert set(CONFIGS) == set(files) - {"demo"}
 
 
+@pytest.mark.real_dassl
 @pytest.mark.parametrize("config", CONFIGS)
 def test_counts_labels_and_class_names(config, tmp_path):
     fake, ds = fake_and_build(config, tmp_path)
@@ -45,6 +47,7 @@ def test_counts_labels_and_class_names(config, tmp_path):
         assert ds.val == ds.test
 
 
+@pytest.mark.real_dassl
 def test_imagenet_variants_use_imagenet_class_names(tmp_path):
     names = dict(IMAGENET_CLASSES)
     _, a = fake_and_build("imagenet_a", tmp_path)
@@ -54,6 +57,7 @@ def test_imagenet_variants_use_imagenet_class_names(tmp_path):
     assert v2.lab2cname[3] == "tiger shark"
 
 
+@pytest.mark.real_dassl
 @pytest.mark.parametrize("config", TRAINABLE)
 def test_few_shot_counts(config, tmp_path):
     fake, ds = fake_and_build(config, tmp_path, num_shots=2)
@@ -85,6 +89,7 @@ def test_few_shot_draws_are_identical_across_runs_and_machines(config, tmp_path)
     assert relative_picks(again.train_x, fake_a.dataset_dir) == picks_a
 
 
+@pytest.mark.real_dassl
 @pytest.mark.parametrize("config", TRAINABLE)
 def test_base_new_relabelling(config, tmp_path):
     fake = make_fake_dataset(tmp_path, config)

@@ -82,6 +82,7 @@ def test_subsample_rejects_unknown_value():
 
 # --- few-shot sampling ---------------------------------------------------------------------
 
+@pytest.mark.real_dassl
 def test_sampling_reproduces_dassl_generate_fewshot_dataset(tmp_path):
     from engine import DatasetBase
 
@@ -255,6 +256,7 @@ def test_missing_images_are_counted(tmp_path):
     assert records[0].impath in message and "re-extract images.tar.gz" in message
 
 
+@pytest.mark.real_dassl
 def test_datums_carry_record_fields(tmp_path):
     (datum,) = to_datums(make_records(str(tmp_path), 1, 1), "X", "")
     assert (datum.label, datum.classname, datum.domain) == (0, "class 0", 0)

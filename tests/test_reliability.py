@@ -62,6 +62,7 @@ def ctx_of(trainer):
 # --------------------------------------------------------------------------- resume
 
 
+@pytest.mark.real_dassl
 def test_mid_epoch_resume_repeats_the_uninterrupted_run(demo_data_root, tmp_path, restore_stdout):
     from engine import build_trainer
 
@@ -155,6 +156,7 @@ def test_extra_checkpoint_state_survives_a_mid_epoch_resume(demo_data_root, tmp_
     assert torch.equal(ctx_of(resumed), ctx_of(reference))
 
 
+@pytest.mark.real_dassl
 def test_epoch_boundary_resume_restores_rng_and_optimizer(demo_data_root, tmp_path, restore_stdout):
     from engine import build_trainer
 
@@ -174,6 +176,7 @@ def test_epoch_boundary_resume_restores_rng_and_optimizer(demo_data_root, tmp_pa
     assert torch.equal(ctx_of(resumed), ctx_of(reference))
 
 
+@pytest.mark.real_dassl
 def test_checkpoints_are_not_resumed_unless_asked(demo_data_root, tmp_path, capsys, restore_stdout):
     from engine import build_trainer
 
@@ -372,6 +375,7 @@ def test_bare_resume_means_the_output_dir_and_keeps_trailing_opts(demo_data_root
 # --------------------------------------------------------------------------- one-line errors
 
 
+@pytest.mark.real_dassl
 def test_truncated_checkpoint_on_resume_is_one_line_naming_the_file(demo_data_root, tmp_path, capsys,
                                                                    restore_stdout):
     from engine.launch import main
@@ -419,6 +423,7 @@ def nan_on_steps(trainer, steps):
     trainer.model.forward = forward
 
 
+@pytest.mark.real_dassl
 def test_non_finite_loss_skips_the_step_and_warns(demo_data_root, tmp_path, capsys, restore_stdout):
     from engine import build_trainer
 
@@ -446,6 +451,7 @@ def test_non_finite_loss_skips_the_step_and_warns(demo_data_root, tmp_path, caps
     assert "Finish training" in printed
 
 
+@pytest.mark.real_dassl
 def test_too_many_non_finite_losses_in_a_row_abort_in_one_line(demo_data_root, tmp_path, capsys,
                                                               restore_stdout, monkeypatch):
     from engine.launch import main
@@ -489,6 +495,7 @@ def corrupt_data_root(demo_data_root, tmp_path):
     return root, path
 
 
+@pytest.mark.real_dassl
 def test_corrupt_image_fails_in_one_line_naming_the_file(corrupt_data_root, tmp_path, capsys,
                                                         restore_stdout):
     from engine.launch import main
@@ -502,6 +509,7 @@ def test_corrupt_image_fails_in_one_line_naming_the_file(corrupt_data_root, tmp_
     assert "DATALOADER.CORRUPT_IMAGE skip" in last
 
 
+@pytest.mark.real_dassl
 def test_corrupt_image_skip_drops_and_counts_it(corrupt_data_root, tmp_path, capsys, restore_stdout):
     from engine.launch import main
 

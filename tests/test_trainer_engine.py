@@ -14,6 +14,7 @@ def quiet_train(trainer):
     trainer.close_writer()
 
 
+@pytest.mark.real_dassl
 def test_only_the_prompt_is_trainable_and_checkpointed(make_cfg):
     trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2))
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
@@ -22,6 +23,7 @@ def test_only_the_prompt_is_trainable_and_checkpointed(make_cfg):
     assert list(trainer.model.prompt_learner.state_dict()) == ["ctx"]
 
 
+@pytest.mark.real_dassl
 def test_log_line_checkpoints_and_lr_schedule(make_cfg, tmp_path, capsys, restore_stdout):
     out = str(tmp_path / "run")
     cfg = make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 3,
@@ -51,6 +53,7 @@ def test_log_line_checkpoints_and_lr_schedule(make_cfg, tmp_path, capsys, restor
     assert "Finish training" in printed and "* accuracy:" in printed
 
 
+@pytest.mark.real_dassl
 def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path, capsys, restore_stdout):
     out = str(tmp_path / "run")
     first = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 2,
@@ -67,6 +70,7 @@ def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path, capsys, r
     assert "Found checkpoint at" in capsys.readouterr().out
 
 
+@pytest.mark.real_dassl
 def test_best_val_saves_and_deploys_the_best_model(make_cfg, tmp_path, capsys, restore_stdout):
     out = str(tmp_path / "run")
     trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 2,
@@ -80,6 +84,7 @@ def test_best_val_saves_and_deploys_the_best_model(make_cfg, tmp_path, capsys, r
     assert best["val_result"] is not None
 
 
+@pytest.mark.real_dassl
 def test_checkpoint_with_other_prompt_shape_fails_clearly(make_cfg, tmp_path, restore_stdout):
     out = str(tmp_path / "run")
     trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 1,
@@ -91,6 +96,7 @@ def test_checkpoint_with_other_prompt_shape_fails_clearly(make_cfg, tmp_path, re
         other.load_model(out, epoch=1)
 
 
+@pytest.mark.real_dassl
 def test_coop_without_training_equals_zeroshot_clip(make_cfg, restore_stdout):
     coop = build_trainer(make_cfg("CoOp", "TRAINER.COOP.CTX_INIT", "a photo of a"))
     zeroshot = build_trainer(make_cfg("ZeroshotCLIP"))
