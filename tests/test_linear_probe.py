@@ -9,10 +9,12 @@ import csv
 import io
 import math
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -189,6 +191,16 @@ def test_trainer_fits_test_transform_features_and_deploys_the_chosen_classifier(
     test_x = features_of(trainer, dataset.test)
     test_y = np.array([item.label for item in dataset.test])
     assert trainer.test() == pytest.approx(100 * np.mean(direct.predict(test_x) == test_y))
+
+    # ImageNet's val is its whole test set: lpclip draws min(shots, 4) per class from it,
+    # here as Dassl draws few-shot data (per class in order of first appearance).
+    trainer.dm.dataset = SimpleNamespace(val=list(dataset.test))
+    per_class = {}
+    for item in dataset.test:
+        per_class.setdefault(item.label, []).append(item)
+    rng = random.Random(1)
+    expected = [item for group in per_class.values() for item in rng.sample(group, 2)]
+    assert [item.impath for item in trainer.few_shot_val()] == [item.impath for item in expected]
 
 
 def test_bad_search_settings_and_a_missing_classifier_are_one_line_errors(demo_data_root, tmp_path, capsys):
