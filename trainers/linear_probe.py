@@ -50,7 +50,9 @@ def add_linear_probe_keys(cfg):
         "PREC": "fp16",  # fp16 | fp32 | amp | bf16, for feature extraction
         # Coarse values of C, tried in this order (the first best wins a tie).
         "C_GRID": [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6],
-        "SEARCH_STEPS": 8,  # bisection steps in log10(C) after the coarse grid
+        # Bisection steps in log10(C) after the coarse grid (lpclip: 8; 0 deploys the
+        # grid's best value, where lpclip would fail).
+        "SEARCH_STEPS": 8,
         "MAX_ITER": 1000,  # lbfgs iterations per fit
     })
 
