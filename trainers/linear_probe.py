@@ -38,23 +38,9 @@ from tqdm import tqdm
 
 from engine import TRAINER_REGISTRY
 from engine.bundled.data.data_manager import build_data_loader
-from engine.config_extension import add_node, config_extension
 from engine.distributed import gather_predictions, is_distributed
 from engine.user_errors import UserError
 from trainers.clip_trainer import ClipTrainer
-
-
-@config_extension
-def add_linear_probe_keys(cfg):
-    add_node(cfg, "TRAINER.LINEAR_PROBE", {
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16, for feature extraction
-        # Coarse values of C, tried in this order (the first best wins a tie).
-        "C_GRID": [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6],
-        # Bisection steps in log10(C) after the coarse grid (lpclip: 8; 0 deploys the
-        # grid's best value, where lpclip would fail).
-        "SEARCH_STEPS": 8,
-        "MAX_ITER": 1000,  # lbfgs iterations per fit
-    })
 
 
 class LinearProbeConfigError(UserError):
@@ -157,9 +143,18 @@ class LinearProbeCLIP(ClipTrainer):
     """CoOp's linear-probe baseline (its scripts call it lpclip); fits, never trains by SGD."""
 
     config_node = "LINEAR_PROBE"
+    config_keys = {
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16, for feature extraction
+        # Coarse values of C, tried in this order (the first best wins a tie).
+        "C_GRID": [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6],
+        # Bisection steps in log10(C) after the coarse grid (lpclip: 8; 0 deploys the
+        # grid's best value, where lpclip would fail).
+        "SEARCH_STEPS": 8,
+        "MAX_ITER": 1000,  # lbfgs iterations per fit
+    }
 
     def build_model(self):
-        opts = self.cfg.TRAINER.LINEAR_PROBE
+        opts = self.options(self.cfg)
         self.coarse_grid = checked_grid(opts.C_GRID)
         self.search_steps = checked_int("SEARCH_STEPS", opts.SEARCH_STEPS, minimum=0)
         self.max_iter = checked_int("MAX_ITER", opts.MAX_ITER, minimum=1)
