@@ -39,8 +39,8 @@ def test_query_prompts_get_a_gradient_where_the_method_page_says(make_cfg, resto
     batch = next(iter(trainer.train_loader_x))
     trainer.set_model_mode("train")
     image, label = trainer.parse_batch_train(batch)
-    logits, _ = trainer.training_logits(image, label)
-    F.cross_entropy(logits, label).backward()
+    step = trainer.training_step(image, label)
+    F.cross_entropy(step.logits, label).backward()
     expected = documented_query_gradients()[residual, depth]
     learner = trainer.model.prompt_learner
     for side in ("text_prompts", "vision_prompts"):
