@@ -50,6 +50,15 @@ class ClassFolderSplit:
     def __len__(self):
         return sum(index.count(folder) for index, folder, _, _ in self.classes)
 
+    def empty_folders(self):
+        """Paths of the class folders that hold no file."""
+        return [os.path.join(index.split_dir, folder) for index, folder, _, _ in self.classes
+                if index.count(folder) == 0]
+
+    def labels(self):
+        """The label of every class, without listing any image."""
+        return [label for _, _, label, _ in self.classes]
+
     def fingerprint(self):
         """Hash of (folder, label, image count) per class: changes when the listing does."""
         h = hashlib.sha1()

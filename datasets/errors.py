@@ -39,6 +39,18 @@ class SplitFileError(DatasetError):
         super().__init__(f"{dataset}: cannot read {self.path}: {problem}\n  Fix: {fix}")
 
 
+class EmptyClassFolderError(DatasetError):
+    """A class folder holds no image: every later class would take the next one's name."""
+
+    def __init__(self, dataset, empty, total, fix, section):
+        self.dataset, self.empty = dataset, [os.path.abspath(p) for p in empty]
+        super().__init__(
+            f"{dataset}: {len(self.empty)} of {total} class folders are empty (the first: {self.empty[0]}). "
+            f"Labels are positions in the folder list, so an empty class would shift the name of every "
+            f"later class by one.\n  Fix: the copy is incomplete. {fix}\n  See {docs_reference(section)}."
+        )
+
+
 class MissingImagesError(DatasetError, FileNotFoundError):
     """Split entries point at image files that do not exist."""
 

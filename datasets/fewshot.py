@@ -14,6 +14,8 @@ import hashlib
 import os
 import random
 
+from engine.stale_temp_files import remove_stale_temp_files
+
 from datasets.jsonio import read_json, try_write_json_atomic
 from datasets.records import Record
 
@@ -84,11 +86,22 @@ def _to_relative(records, dataset_dir):
     return out
 
 
-def _from_relative(entries, dataset_dir):
-    return [Record(os.path.join(dataset_dir, p), label, name) for p, label, name in entries]
+def pool_labels(*pools):
+    """The labels of the pools (class-folder splits answer without listing images)."""
+    return {label for pool in pools
+            for label in (pool.labels() if hasattr(pool, "labels") else (item.label for item in pool))}
 
 
-def _load_cache(path, dataset_dir, num_shots, seed, source, names):
+def _from_relative(entries, dataset_dir, labels):
+    records = []
+    for path, label, name in entries:
+        if not isinstance(path, str) or type(label) is not int or label not in labels:
+            raise ValueError(f"entry {[path, label, name]!r} has a label that no class of the split has")
+        records.append(Record(os.path.join(dataset_dir, path), label, name))
+    return records
+
+
+def _load_cache(path, dataset_dir, num_shots, seed, source, names, labels):
     if not os.path.isfile(path):
         return None
     try:
@@ -103,20 +116,23 @@ def _load_cache(path, dataset_dir, num_shots, seed, source, names):
         if data.get("source") != source:
             print(f"The split changed since {path} was drawn; redrawing it")
             return None
-        return {n: _from_relative(data[n], dataset_dir) for n in names}
+        return {n: _from_relative(data[n], dataset_dir, labels) for n in names}
     except (ValueError, TypeError, AttributeError, OSError) as exc:
         print(f"Few-shot cache {path} is unreadable ({exc}); redrawing it")
         return None
 
 
-def cached_fewshot(dataset_dir, num_shots, seed, names, draw, source, tag=""):
+def cached_fewshot(dataset_dir, num_shots, seed, names, draw, source, labels, tag=""):
     """Load ``shot_K-seed_S.json`` or call ``draw(rng) -> {name: [Record]}`` and cache the result.
 
     ``names`` are the splits the cache holds; ``source`` fingerprints the pools ``draw``
     samples from, so a cache drawn from a different split is redrawn, not reused.
+    ``labels`` (those of the pools) rejects a hand-edited entry whose label is none of
+    them, which would otherwise change num_classes and the class names.
     """
     path = fewshot_cache_path(dataset_dir, num_shots, seed, tag)
-    loaded = _load_cache(path, dataset_dir, num_shots, seed, source, names)
+    remove_stale_temp_files(os.path.dirname(path))
+    loaded = _load_cache(path, dataset_dir, num_shots, seed, source, names, labels)
     if loaded is not None:
         print(f"Loading few-shot split from {path}")
         return loaded
@@ -144,5 +160,6 @@ def fewshot_train_val(dataset_dir, num_shots, seed, train, val=None, tag=""):
         return picks
 
     source = fingerprint(dataset_dir, *pools.values())
-    picks = cached_fewshot(dataset_dir, num_shots, seed, tuple(pools), draw, source, tag)
+    labels = pool_labels(*pools.values())
+    picks = cached_fewshot(dataset_dir, num_shots, seed, tuple(pools), draw, source, labels, tag)
     return picks["train"], picks.get("val", val)

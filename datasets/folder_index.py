@@ -8,6 +8,8 @@ Names are sorted, so every machine lists (and few-shot samples) the same order.
 """
 import os
 
+from engine.stale_temp_files import remove_stale_temp_files
+
 from datasets.jsonio import read_json, try_write_json_atomic
 
 INDEX_FORMAT = "rpp-folder-index/1"
@@ -67,6 +69,8 @@ def _load_cached(cache_path, folders, mtimes):
 def load_folder_index(split_dir, folders, cache_path=None, progress=True):
     """A FolderIndex of ``split_dir/<folder>/*`` for ``folders``, from ``cache_path`` when valid."""
     mtimes = _mtimes(split_dir, folders)
+    if cache_path:
+        remove_stale_temp_files(os.path.dirname(os.path.abspath(cache_path)))
     joined = _load_cached(cache_path, folders, mtimes)
     if joined is None:
         print(f"Listing {len(folders):,} class folders in {split_dir} (cached afterwards)")

@@ -3,14 +3,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
+from engine.bundled.data.image_decoding import open_rgb
+
 
 def image_problem(path):
-    """None if ``path`` decodes to an RGB image, else a one-line reason."""
+    """None if ``path`` decodes to an RGB image the way training reads it, else a one-line reason."""
     try:
         with Image.open(path) as img:
             img.verify()  # structure and checksums; does not decode pixels
-        with Image.open(path) as img:
-            img.convert("RGB").load()  # truncated data only shows up when decoding
+        open_rgb(path)  # truncated data and unusable value ranges only show up when decoding
     except Exception as exc:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
         return f"{type(exc).__name__}: {exc}"
     return None

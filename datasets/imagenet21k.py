@@ -18,7 +18,7 @@ from datasets.classnames import lookup_classname, read_classnames
 from datasets.config_keys import IN21K_CLASS_SETS
 from datasets.errors import DatasetNotFoundError, SplitFileError
 from datasets.folder_index import list_subfolders, load_folder_index
-from datasets.imagenet_common import index_cache_path
+from datasets.imagenet_common import index_cache_path, require_images_in_every_folder
 from datasets.pipeline import build_splits, require
 
 INFO = CATALOG["ImageNet21K"]
@@ -97,6 +97,8 @@ class ImageNet21K(BenchmarkDataset):
             )
         train = ClassFolderSplit((indexes[p], w, label_of[w], names[w]) for w, p in train_classes)
         test = ClassFolderSplit((indexes[VAL_DIR], w, label_of[w], names[w]) for w in val_wnids)
+        for split in (train, test):
+            require_images_in_every_folder(INFO, split)
         return {"train": train, "val": None, "test": test}
 
     def finish(self, cfg, splits):

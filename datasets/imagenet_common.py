@@ -2,7 +2,7 @@
 import os
 
 from datasets.class_folders import ClassFolderSplit
-from datasets.errors import DatasetNotFoundError
+from datasets.errors import DatasetNotFoundError, EmptyClassFolderError
 from datasets.classnames import lookup_classname, read_classnames
 from datasets.folder_index import list_subfolders, load_folder_index
 from datasets.pipeline import require
@@ -37,13 +37,21 @@ def require_folders(info, split_dir, folders):
         )
 
 
+def require_images_in_every_folder(info, split):
+    """No empty class folder: Dassl (and the official code) would name label i after class i + 1."""
+    empty = split.empty_folders()
+    if empty:
+        raise EmptyClassFolderError(info.name, empty, len(split.classes), info.requirements[0].fix, info.section)
+    return split
+
+
 def folder_split(info, dataset_dir, split_dir, folders, label_of, classnames, classnames_path, fix):
     """A ClassFolderSplit of ``folders`` (label ``label_of[folder]``, name from ``classnames``)."""
     require_folders(info, split_dir, folders)
     index = load_folder_index(split_dir, folders, index_cache_path(dataset_dir, split_dir))
     name_of = {f: lookup_classname(classnames, f, info.name, classnames_path, fix) for f in folders}
     classes = [(index, folder, label_of[folder], name_of[folder]) for folder in folders]
-    return ClassFolderSplit(classes)
+    return require_images_in_every_folder(info, ClassFolderSplit(classes))
 
 
 def sorted_wnid_split(info, dataset_dir, split_dir, classnames, ignore=()):

@@ -1,7 +1,9 @@
 """JSON reading and crash-safe writing (the only cache format used: never pickle)."""
 import json
 import os
-import tempfile
+import uuid
+
+from engine.stale_temp_files import temp_name
 
 
 def read_json(path):
@@ -10,10 +12,16 @@ def read_json(path):
 
 
 def write_json_atomic(path, obj, indent=None):
-    """Write via a temp file + rename so readers never see a half-written file."""
+    """Write via a temp file + rename so readers never see a half-written file.
+
+    The temp is ``.<name>.<12 hex>.tmp`` (what ``remove_stale_temp_files`` clears after
+    a kill) and is created with mode 0666 minus the umask, so caches in a shared data
+    root stay readable by the group that shares it (mkstemp would force 0600).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    tmp = os.path.join(folder, temp_name(os.path.basename(path), uuid.uuid4().hex[:12]))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=indent, ensure_ascii=False)

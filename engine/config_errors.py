@@ -90,14 +90,21 @@ def closest_config_key(requested, cfg):
 
 def _read_yaml(path):
     try:
-        with open(path, "r") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise ConfigError(f"Config file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"Config path is a directory, not a YAML file: {path}") from None
     except OSError as e:
         raise ConfigError(f"Cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # explicit, whatever the locale; a BOM is allowed
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text: byte 0x{raw[e.start]:02x} at byte offset "
+            f"{e.start} cannot be decoded; save the file as UTF-8"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

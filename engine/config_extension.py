@@ -3,10 +3,16 @@
 Dassl's defaults know nothing of ``DATASET.SUBSAMPLE_CLASSES`` or ``TRAINER.<METHOD>``;
 yacs rejects unknown keys while merging, so every module that needs a new key
 registers a function here, and ``extend_cfg`` runs them all before any YAML is merged.
+
+A trainer's own node is declared on the class (``TrainerConfigNode``): ``config_node``
+names it with Dassl's spelling and ``config_keys`` gives its keys, and a subclass with a
+node of its own inherits its ancestors' keys, so a method built on another one does not
+copy that one's key list.
 """
 from yacs.config import CfgNode as CN
 
 _EXTENSIONS = []
+_NODE_OWNERS = []  # trainer classes that declare a config node of their own
 
 
 def config_extension(fn):
@@ -30,10 +36,65 @@ def add_node(cfg, dotted_key, node_dict):
     return parent[leaf]
 
 
+class TrainerConfigNode:
+    """Mixin for trainer classes whose options are ``cfg.TRAINER.<config_node>``.
+
+    ``config_node`` is the node's name (Dassl's spelling, e.g. "COOP") and
+    ``config_keys`` the keys the class adds, with their defaults. A subclass that sets
+    its own ``config_node`` gets a node holding every ancestor's keys plus its own (which
+    may also change an inherited default)::
+
+        class KgCoOp(CoOp):
+            config_node = "KGCOOP"
+            config_keys = {"W": 8.0}  # TRAINER.KGCOOP: CoOp's N_CTX, CSC, ... and W
+
+    A subclass without a ``config_node`` of its own reads its parent's node (and may not
+    add keys to it). ``options(cfg)`` is the node; ``config_path()`` its name in messages.
+    """
+
+    config_node = None
+    config_keys = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "config_keys" in own and "config_node" not in own:
+            raise TypeError(f"{cls.__name__} declares config_keys but no config_node of its "
+                            "own; give it one (its parent's keys come with it)")
+        if own.get("config_node"):
+            _NODE_OWNERS.append(cls)
+
+    @classmethod
+    def node_keys(cls):
+        """The node's keys and defaults: every ancestor's ``config_keys``, nearest last."""
+        keys = {}
+        for klass in reversed(cls.__mro__):
+            keys.update(vars(klass).get("config_keys") or {})
+        return keys
+
+    @classmethod
+    def options(cls, cfg):
+        return cfg.TRAINER[cls.config_node]
+
+    @classmethod
+    def config_path(cls):
+        """"TRAINER.<config_node>", for messages naming a key."""
+        return f"TRAINER.{cls.config_node}"
+
+
+@config_extension
+def _trainer_nodes(cfg):
+    for owner in _NODE_OWNERS:
+        add_node(cfg, owner.config_path(), owner.node_keys())
+
+
 @config_extension
 def _toolbox_keys(cfg):
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new (CoCoOp's base-to-new protocol)
     cfg.MODEL.BACKBONE.PATH = ""  # explicit CLIP weights file; searched first
+    # Set by train.py --eval-only (as --resume sets RESUME): trainers then build only what
+    # evaluation needs (no KD teacher, optimizer or class sampler) and say only what applies.
+    cfg.EVAL_ONLY = False
 
 
 @config_extension

@@ -1,10 +1,11 @@
 """Runtime fixes that let unmodified Dassl 0.6.3 (c61a1b5) run on current PyTorch, and
-give it our DATALOADER.CORRUPT_IMAGE policy.
+give it our DATALOADER keys (CORRUPT_IMAGE, PIN_MEMORY, PERSISTENT_WORKERS, PREFETCH_FACTOR).
 
 ``engine/__init__.py`` calls :func:`apply_dassl_compat` before importing anything else
 from Dassl. Each patch replaces one attribute of a Dassl class or module; no file is
 edited and ``torch.load`` keeps its safe ``weights_only=True`` default.
 """
+import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 _MARK = "_rpp_dassl_compat"
@@ -70,21 +71,30 @@ def _dataset_wrapper_getitem(self, idx):
 
 
 def _build_data_loader(cfg, *args, **kwargs):
-    """Dassl's loader; under CORRUPT_IMAGE "skip" the same loader that drops and counts
-    unreadable images (Dassl's default collate cannot batch the skipped markers)."""
+    """Dassl's loader, rebuilt with the bundled engine's worker options, and under
+    CORRUPT_IMAGE "skip" as the loader that drops and counts unreadable images (Dassl's
+    default collate cannot batch the skipped markers)."""
     from engine.bundled.data.data_manager import (
         SkipCountingDataLoader, collate_skipping_corrupt, corrupt_image_policy,
     )
+    from engine.bundled.data.loader_options import loader_worker_options
 
     policy = corrupt_image_policy(cfg)  # an unknown policy fails before any data is read
     loader = _ORIGINALS["build_data_loader"](cfg, *args, **kwargs)
-    if policy != "skip":
-        return loader
-    return SkipCountingDataLoader(
-        loader.dataset, batch_size=loader.batch_size, sampler=loader.sampler,
-        num_workers=loader.num_workers, drop_last=loader.drop_last,
-        pin_memory=loader.pin_memory, collate_fn=collate_skipping_corrupt,
-    )
+    # Dassl's loader reads only NUM_WORKERS, so PIN_MEMORY, PERSISTENT_WORKERS and
+    # PREFETCH_FACTOR would be ignored. Keep what Dassl chose (dataset, sampler, batch
+    # size, drop_last, ...) and take the worker options from the same function as the
+    # bundled engine; a DataLoader is cheap to build, nothing has been loaded yet.
+    kept = {
+        "batch_size": loader.batch_size, "sampler": loader.sampler,
+        "drop_last": loader.drop_last, "collate_fn": loader.collate_fn,
+        "worker_init_fn": loader.worker_init_fn, "generator": loader.generator,
+        "timeout": loader.timeout,
+    }
+    loader_class = torch.utils.data.DataLoader
+    if policy == "skip":
+        loader_class, kept["collate_fn"] = SkipCountingDataLoader, collate_skipping_corrupt
+    return loader_class(loader.dataset, **kept, **loader_worker_options(cfg))
 
 
 def apply_dassl_compat():

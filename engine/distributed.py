@@ -6,7 +6,7 @@ on CUDA and Gloo on the CPU. Without those variables (or with WORLD_SIZE 1) ever
 helper here behaves as a single process would, so callers need no branches.
 
 Evaluation shards the test set by index (``i::world_size``, no padding, so no image
-is seen twice) and ``gather_predictions`` brings every rank's (index, output, label)
+is seen twice) and ``gather_predictions`` brings every rank's (index, prediction, label)
 together once, in index order, on every rank: all ranks then compute the same metrics.
 """
 import inspect
@@ -149,8 +149,9 @@ def shard_indices(num_items, rank=None, world_size=None):
 def merge_predictions(per_rank):
     """Concatenate [(indices, outputs, labels)] of all ranks, sorted by index, each once.
 
-    ``indices`` is a 1-D integer tensor; ``outputs`` and ``labels`` have one row per
-    index. Returns (indices, outputs, labels) as CPU tensors.
+    ``indices`` is a 1-D integer tensor; ``outputs`` (the predicted classes, or any
+    per-image values) and ``labels`` have one row per index. Returns (indices, outputs,
+    labels) as CPU tensors.
     """
     parts = [part for part in per_rank if part is not None and len(part[0])]
     if not parts:
@@ -166,7 +167,8 @@ def merge_predictions(per_rank):
 
 
 def gather_predictions(indices, outputs, labels):
-    """Every rank's predictions, merged by ``merge_predictions``, on every rank."""
+    """Every rank's predictions, merged by ``merge_predictions``, on every rank. Pass the
+    predicted classes rather than the scores: everything given is sent to every rank."""
     local = (indices.detach().cpu().long(), outputs.detach().cpu(), labels.detach().cpu())
     return merge_predictions(all_gather_objects(local))
 

@@ -26,8 +26,10 @@ from engine import (
     get_cfg_default, set_random_seed, setup_logger,
 )
 from engine.bundled.registry import closest_match
+from engine.config_checks import check_config_values
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list
 from engine.config_extension import extend_cfg
+from engine.stale_temp_files import remove_stale_temp_files
 from engine.user_errors import UserError, is_user_error
 
 
@@ -96,6 +98,8 @@ def reset_cfg(cfg, args):
         cfg.OUTPUT_DIR = args.output_dir
     if args.resume:
         cfg.RESUME = args.resume
+    if args.eval_only:
+        cfg.EVAL_ONLY = True
     if args.seed is not None:
         cfg.SEED = args.seed
     if args.source_domains:
@@ -124,6 +128,7 @@ def setup_cfg(args):
     if cfg.RESUME == RESUME_OUTPUT_DIR:  # after the opts, which may set OUTPUT_DIR
         cfg.RESUME = cfg.OUTPUT_DIR
     check_names(cfg)
+    check_config_values(cfg)
     cfg.freeze()
     return cfg
 
@@ -184,7 +189,7 @@ def check_output_dir(cfg, args):
     Returns a note to print once the logger is set up (or None). ``--overwrite`` renames
     the old folder to ``<output-dir>.old-<YYYYmmdd-HHMMSS>`` (nothing is deleted).
     """
-    if args.eval_only or args.no_train:
+    if cfg.EVAL_ONLY or args.no_train:
         return None  # evaluation only adds a new log file next to the old ones
     if args.overwrite and cfg.RESUME:
         raise OutputDirInUse("--overwrite and --resume (or RESUME) contradict each other; pass one")
@@ -230,6 +235,7 @@ def run(args):
         set_random_seed(cfg.SEED)
     if distributed.is_main_process():
         setup_logger(cfg.OUTPUT_DIR)
+        remove_stale_temp_files(cfg.OUTPUT_DIR, depth=1)  # checkpoint temps of a killed run
     else:  # one log and one console stream per run: rank 0's
         silence_stdout()
     if distributed.is_distributed():
@@ -250,7 +256,7 @@ def run(args):
         # From here on each rank draws its own augmentations (and sampled classes);
         # the data split and the initial prompts above came from the shared seed.
         set_random_seed(cfg.SEED + distributed.get_rank())
-    if args.eval_only:
+    if cfg.EVAL_ONLY:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
         return trainer

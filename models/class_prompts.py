@@ -128,6 +128,7 @@ class FixedClassPrompts(ClassTokens):
 
     learns_text = False
 
-    def forward(self, class_ids=None):
-        """(embeddings [n, L, D] fp32, token ids [n, L]) of the prompts of ``class_ids``."""
-        return self.token_embeddings(class_ids), self.tokens(class_ids)
+    def text_inputs(self, class_ids=None):
+        """What a prompt learner's ``text_inputs`` returns: (embeddings [n, L, D] fp32,
+        token ids [n, L], no layer hook) for the prompts of ``class_ids`` (all when None)."""
+        return self.token_embeddings(class_ids), self.tokens(class_ids), None

@@ -19,15 +19,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from engine.config_errors import ConfigError
+
 MASKED_LOGIT = -1e6  # finite (unlike -inf) so KL/CE stay finite; logits are fp32 here
 
 
 def check_log_base(log_base) -> float:
     """The margin's log base: 10 as POMP's code, e (2.718281828459045) as the textbook."""
-    base = float(log_base)
-    if base <= 1.0:
-        raise ValueError(f"TRAINER.CLASS_SAMPLING.LOG_BASE must be > 1 (10 or 2.718281828459045), got {log_base!r}")
-    return base
+    if isinstance(log_base, bool) or not isinstance(log_base, (int, float)) or log_base <= 1:
+        raise ConfigError(
+            f"TRAINER.CLASS_SAMPLING.LOG_BASE must be a number > 1 (10 as POMP's code, "
+            f"2.718281828459045 for e), got {log_base!r}"
+        )
+    return float(log_base)
 
 
 @dataclass
@@ -74,7 +78,7 @@ class ClassSampler:
         if num_classes < 2:
             raise ValueError("class sampling needs at least 2 classes")
         if k < 2:
-            raise ValueError(f"CLASS_SAMPLING.K must be at least 2 when sampling is on, got {k}")
+            raise ConfigError(f"TRAINER.CLASS_SAMPLING.K must be at least 2 when sampling is on, got {k}")
         self.num_classes = int(num_classes)
         self.k = int(k)
         self.log_base = check_log_base(log_base)

@@ -18,16 +18,15 @@ Nothing found -> one ``WeightsNotFoundError`` listing every place tried, in orde
 (the tiny backbones have no published weights, so they always do that unless
 given a file).
 
-Files are read without unpickling arbitrary objects: safetensors, state dicts
-and open_clip checkpoints through ``torch.load(weights_only=True)``, and
-TorchScript archives (OpenAI's ``.pt`` files) through ``torch.jit.load``, because
-on torch 2.x ``torch.load(weights_only=True)`` refuses TorchScript archives.
+Files are read without unpickling arbitrary objects or running any code: safetensors,
+state dicts and open_clip checkpoints through ``torch.load(weights_only=True)``, and
+TorchScript archives (OpenAI's ``.pt`` files) through ``models.torchscript_weights``,
+which reads their tensors out of the zip (``torch.jit.load`` would run the archive's
+``__setstate__`` code, and ``torch.load(weights_only=True)`` refuses such archives).
 """
 import os
 import pickle
 import socket
-import warnings
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -43,6 +42,7 @@ from engine.user_errors import user_error
 from .backbones import BackboneSpec, build_clip_architecture, parse_backbone_name
 from .encoder_options import apply_encoder_options
 from .state_dict_check import state_dict_problems
+from .torchscript_weights import UnsafeArchiveError, is_torchscript_archive, read_torchscript_state_dict
 
 CLIP_CACHE_ENV = "CLIP_CACHE_DIR"
 DEFAULT_CLIP_CACHE = "~/.cache/clip"
@@ -275,15 +275,6 @@ def resolve_weights(backbone_name, explicit_path="", cache_dir=None) -> str:
 # --------------------------------------------------------------------------- reading files
 
 
-def _is_torchscript_archive(path: str) -> bool:
-    # A TorchScript zip carries a 'constants.pkl' record; a torch.save zip does not
-    # (the same test torch.load applies before dispatching to torch.jit.load).
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
-
-
 def _is_safetensors(path: str) -> bool:
     if path.endswith(".safetensors"):
         return True
@@ -298,11 +289,8 @@ def _read_raw(path: str):
         from safetensors.torch import load_file
 
         return load_file(path, device="cpu")
-    if _is_torchscript_archive(path):
-        # torch.jit.load rebuilds TorchScript objects only; it never imports arbitrary Python classes.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
-            return torch.jit.load(path, map_location="cpu").state_dict()
+    if is_torchscript_archive(path):
+        return read_torchscript_state_dict(path)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -311,6 +299,11 @@ def read_state_dict(path: str, backbone_name: str = "") -> dict:
     for_backbone = f" for backbone {backbone_name!r}" if backbone_name else ""
     try:
         obj = _read_raw(str(path))
+    except UnsafeArchiveError as err:
+        raise WeightsFileError(
+            f"{path}{for_backbone}: refused: {err}. TorchScript archives are read without running any of "
+            f"their code; use OpenAI's original file, or re-save the weights as a plain state dict."
+        ) from err
     except pickle.UnpicklingError as err:
         raise WeightsFileError(
             f"{path}{for_backbone}: refused to load, the file holds pickled Python objects other than "
@@ -381,9 +374,10 @@ def _weights_source(spec: BackboneSpec, weights_path, pretrained, cache_dir) -> 
 def _load(backbone_name, weights_path="", pretrained=True, device="cpu", cache_dir=None) -> Tuple[CLIP, Optional[str]]:
     spec = parse_backbone_name(backbone_name)
     path = _weights_source(spec, weights_path, pretrained, cache_dir)  # before building: fail fast
+    state = read_state_dict(path, spec.name) if path is not None else None
     model = build_clip_architecture(spec)
-    if path is not None:
-        load_state_dict_strict(model, read_state_dict(path, spec.name), path, spec.name)
+    if state is not None:
+        load_state_dict_strict(model, state, path, spec.name)
     _attach_preprocess_cfg(model, spec)
     return _freeze(model.to(device)), path
 

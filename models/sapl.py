@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from engine.config_errors import ConfigError
 from models.deep_prompts import DeepPromptHook, PromptSlots, random_prompts
 from models.prompted_attention import AttentionInputs
 
@@ -37,7 +38,7 @@ QKV_INIT_CHOICES = ("tied", "independent")
 
 def check_choice(value, choices, key):
     if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 

@@ -3,7 +3,8 @@
 One home for what ZeroshotCLIP evaluates with and what RPP distils from (its KD
 teacher): class text features averaged over templates, computed once per run (the model
 never changes) and cached; every call then only runs the frozen image tower, without
-autograd.
+autograd, and ``classify`` does not even run that when the caller already has the frozen
+tower's image features (RPP's student without vision prompts).
 """
 import torch
 import torch.nn.functional as F
@@ -34,17 +35,20 @@ class ZeroShotClassifier(nn.Module):
         for param in clip_model.parameters():
             param.requires_grad_(False)
         self.templates = list(templates)
-        self.text_feature_computations = 0  # what tests count: must stay 1 per run
-        self.register_buffer("text_features", self._encode_classes(classnames, self.templates),
+        self.register_buffer("text_features", class_text_features(clip_model, classnames, self.templates),
                              persistent=False)
 
-    def _encode_classes(self, classnames, templates):
-        self.text_feature_computations += 1
-        return class_text_features(self.clip_model, classnames, templates)
+    @torch.no_grad()
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised frozen image features [B, E] (fp32)."""
+        return F.normalize(self.clip_model.encode_image(images).float(), dim=-1)
 
     @torch.no_grad()
+    def classify(self, image_features: torch.Tensor, class_ids=None) -> torch.Tensor:
+        """Logits [B, n] (fp32) of normalised image features over ``class_ids`` (all when None)."""
+        text = self.text_features if class_ids is None else self.text_features[class_ids]
+        return self.clip_model.logit_scale.exp().float() * image_features.float() @ text.t()
+
     def forward(self, images: torch.Tensor, class_ids=None) -> torch.Tensor:
         """Logits [B, n] (fp32) over ``class_ids`` (all classes when None)."""
-        image_features = F.normalize(self.clip_model.encode_image(images).float(), dim=-1)
-        text = self.text_features if class_ids is None else self.text_features[class_ids]
-        return self.clip_model.logit_scale.exp().float() * image_features @ text.t()
+        return self.classify(self.image_features(images), class_ids)

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 rpp_usage "DATASET SEED TRAINER CFG [BASELINE ...]" 4 $#
-DATASET=$1
+DATASET=$(rpp_dataset "$1")
 SEED=$2
 MAIN_TRAINER=$3
 MAIN_CFG=$4

@@ -8,13 +8,21 @@
 #   CONFIG_DIR=$TRAINER
 #   SHOTS=16           shots for base-to-new and cross-dataset training
 #   EPOCHS=N           override OPTIM.MAX_EPOCH (training and the epoch loaded for tests)
+#   BACKBONE=NAME      run the recipe on another CLIP, e.g. tiny-vit for a smoke run:
+#                      MODEL.BACKBONE.NAME, its INPUT.SIZE, prompt depths capped at its
+#                      layers (scripts/backbone_opts.py); training and testing alike
 #   PYTHON=python3
 # Trailing KEY VALUE arguments after a script's positional ones go to train.py as
-# config overrides, for training and testing alike.
+# config overrides, for training and testing alike (after BACKBONE's, so they win).
+# Dataset names may be spelled as users type them (imagenet_21k, ImageNet-21K): each is
+# the config stem it stands for (imagenet21k), in the configs and in folder names alike.
 #
 # A run is skipped when its folder already holds a log with a final "* accuracy:" line.
 # A training run that was interrupted (its folder holds a checkpoint but no final
 # accuracy) is resumed from its last checkpoint with --resume; any other run starts fresh.
+
+# A failure inside $(...) stops the script too (bash >= 4.4; older bash lacks the option).
+shopt -s inherit_errexit 2>/dev/null || true
 
 PYTHON=${PYTHON:-python3}
 DATA=${DATA:-data}
@@ -39,10 +47,48 @@ rpp_trainer_cfg() {  # path of the trainer config, which must exist
     echo "$file"
 }
 
+# rpp_dataset NAME: the config stem (configs/datasets/<stem>.yaml, also the folder name of
+# its runs) that NAME stands for; case, "-" and "_" do not matter (imagenet_21k, ImageNet-21K
+# and imagenet21k are one dataset).
+rpp_dataset() {
+    local wanted file stem
+    if [ -f "configs/datasets/$1.yaml" ]; then
+        echo "$1"
+        return 0
+    fi
+    wanted=$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]')
+    wanted=${wanted//[-_]/}
+    for file in configs/datasets/*.yaml; do
+        stem=${file##*/}
+        stem=${stem%.yaml}
+        if [ "${stem//[-_]/}" = "$wanted" ]; then
+            echo "$stem"
+            return 0
+        fi
+    done
+    rpp_die "no dataset config configs/datasets/$1.yaml"
+}
+
 rpp_dataset_cfg() {  # rpp_dataset_cfg DATASET
-    local file="configs/datasets/$1.yaml"
-    [ -f "$file" ] || rpp_die "no dataset config $file"
-    echo "$file"
+    local stem
+    stem=$(rpp_dataset "$1")
+    echo "configs/datasets/${stem}.yaml"
+}
+
+# rpp_load_backbone_opts CFG_FILE: RPP_BACKBONE_OPTS = the overrides that put CFG_FILE's
+# recipe on BACKBONE (none without it); computed once per script and config.
+RPP_BACKBONE_OPTS=()
+RPP_BACKBONE_OPTS_FOR=""
+rpp_load_backbone_opts() {
+    local key="${BACKBONE:-}|$1" words word
+    [ "$key" = "$RPP_BACKBONE_OPTS_FOR" ] && return 0
+    RPP_BACKBONE_OPTS=()
+    if [ -n "${BACKBONE:-}" ]; then
+        words=$("$PYTHON" scripts/backbone_opts.py "$BACKBONE" "$1") || exit 2
+        while IFS= read -r word; do RPP_BACKBONE_OPTS+=("$word"); done <<< "$words"
+        echo "BACKBONE=${BACKBONE}: ${RPP_BACKBONE_OPTS[*]}"
+    fi
+    RPP_BACKBONE_OPTS_FOR=$key
 }
 
 # rpp_is_done DIR train|eval: does a log in DIR end its run with an accuracy line?
@@ -118,6 +164,7 @@ rpp_train() {
     rpp_skip_if_done "$dir" train && return 0
     cfg_file=$(rpp_trainer_cfg)
     dataset_file=$(rpp_dataset_cfg "$dataset")
+    rpp_load_backbone_opts "$cfg_file"
     # train.py refuses a folder holding checkpoints unless told what to do with them;
     # a sweep re-run means "finish what was started", so continue the interrupted run.
     if rpp_has_checkpoint "$dir"; then
@@ -130,6 +177,7 @@ rpp_train() {
     "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
         --dataset-config-file "$dataset_file" \
         --config-file "$cfg_file" --output-dir "$dir" ${resume[@]+"${resume[@]}"} \
+        ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} \
         DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES "$subsample" \
         $(rpp_epoch_opts) "$@"
 }
@@ -143,18 +191,21 @@ rpp_test() {
     dataset_file=$(rpp_dataset_cfg "$dataset")
     epoch=$(rpp_max_epoch "$cfg_file" "$@")
     rpp_require_model "$model_dir" "$epoch"
+    rpp_load_backbone_opts "$cfg_file"
     # shellcheck disable=SC2046
     "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
         --dataset-config-file "$dataset_file" \
         --config-file "$cfg_file" --output-dir "$dir" \
         --model-dir "$model_dir" --load-epoch "$epoch" --eval-only \
+        ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} \
         DATASET.SUBSAMPLE_CLASSES "$subsample" $(rpp_epoch_opts) "$@"
 }
 
 # rpp_base2new DATASET SEED [KEY VALUE ...]: train on base classes, test on new ones.
 rpp_base2new() {
     rpp_usage "DATASET SEED" 2 $#
-    local dataset=$1 seed=$2 common train_dir test_dir
+    local dataset seed=$2 common train_dir test_dir
+    dataset=$(rpp_dataset "$1")
     shift 2
     common="${dataset}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${seed}"
     train_dir="${OUTPUT}/base2new/train_base/${common}"
@@ -164,27 +215,34 @@ rpp_base2new() {
 }
 
 rpp_xd_model_dir() {  # rpp_xd_model_dir SEED: the cross-dataset source model's folder
-    echo "${OUTPUT}/${SOURCE:-imagenet}/${TRAINER}/${CFG}_${SHOTS}shots/seed$1"
+    local source
+    source=$(rpp_dataset "${SOURCE:-imagenet}")
+    echo "${OUTPUT}/${source}/${TRAINER}/${CFG}_${SHOTS}shots/seed$1"
 }
 
 # rpp_xd_train SEED [KEY VALUE ...]: train on all classes of SOURCE (default imagenet).
 rpp_xd_train() {
     rpp_usage "SEED" 1 $#
-    local seed=$1
+    local seed=$1 model_dir
     shift
-    rpp_train "$(rpp_xd_model_dir "$seed")" "${SOURCE:-imagenet}" all "$SHOTS" "$seed" "$@"
+    model_dir=$(rpp_xd_model_dir "$seed")
+    rpp_train "$model_dir" "${SOURCE:-imagenet}" all "$SHOTS" "$seed" "$@"
 }
 
 rpp_xd_eval_dir() {  # rpp_xd_eval_dir DATASET SEED: where a target's evaluation goes
-    echo "${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/$1/seed$2"
+    local dataset
+    dataset=$(rpp_dataset "$1")
+    echo "${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${dataset}/seed$2"
 }
 
 # rpp_xd_test DATASET SEED [KEY VALUE ...]: evaluate the source model on a target's test set.
 rpp_xd_test() {
     rpp_usage "DATASET SEED" 2 $#
-    local dataset=$1 seed=$2
+    local dataset=$1 seed=$2 eval_dir model_dir
     shift 2
-    rpp_test "$(rpp_xd_eval_dir "$dataset" "$seed")" "$(rpp_xd_model_dir "$seed")" "$dataset" all "$seed" "$@"
+    eval_dir=$(rpp_xd_eval_dir "$dataset" "$seed")
+    model_dir=$(rpp_xd_model_dir "$seed")
+    rpp_test "$eval_dir" "$model_dir" "$dataset" all "$seed" "$@"
 }
 
 # rpp_dg_test SEED [KEY VALUE ...]: rpp_xd_test on each ImageNet variant (TARGETS).
@@ -200,7 +258,8 @@ rpp_dg_test() {
 # rpp_few_shot DATASET SHOTS SEED [KEY VALUE ...]: train and test on all classes.
 rpp_few_shot() {
     rpp_usage "DATASET SHOTS SEED" 3 $#
-    local dataset=$1 shots=$2 seed=$3
+    local dataset shots=$2 seed=$3
+    dataset=$(rpp_dataset "$1")
     shift 3
     rpp_train "${OUTPUT}/${dataset}/${TRAINER}/${CFG}_${shots}shots/seed${seed}" \
         "$dataset" all "$shots" "$seed" "$@"

@@ -131,7 +131,7 @@ def test_checkpoint_holds_prompts_only_and_round_trips(make_cfg, tmp_path, name)
 
 
 @pytest.mark.parametrize("name", ["CoOp", *TRAINERS])
-def test_text_features_are_cached_per_test_run(make_cfg, monkeypatch, restore_stdout, name):
+def test_text_features_are_cached_per_test_run_or_per_run_when_fixed(make_cfg, monkeypatch, restore_stdout, name):
     config = os.path.join(REPO_ROOT, "configs", "trainers", name, "tiny_vit.yaml")
     trainer = build_trainer(make_cfg(name, "DATASET.NUM_SHOTS", 2, "DATALOADER.TEST.BATCH_SIZE", 7,
                                      config_file=config))
@@ -147,7 +147,10 @@ def test_text_features_are_cached_per_test_run(make_cfg, monkeypatch, restore_st
     assert len(trainer.test_loader) > 1
     assert len(calls) == 1
     trainer.test()
-    assert len(calls) == 2, "a new test run recomputes (prompts may have changed)"
+    if trainer.model.prompt_learner.learns_text:
+        assert len(calls) == 2, "a new test run recomputes (prompts may have changed)"
+    else:  # VPT's hand-crafted class text never changes: encoded once per run
+        assert len(calls) == 1
 
 
 def test_maple_learns_the_first_two_words_and_keeps_the_rest_fixed(make_cfg):

@@ -33,7 +33,7 @@ def test_sampled_logits_mask_and_margin_by_hand():
         -torch.log_softmax(torch.tensor([7.0, margin0, 5.0 + margin0]), 0)[0],
         -torch.log_softmax(torch.tensor([12.0, 17.0 + margin1, 10.0 + margin1, 15.0 + margin1]), 0)[0],
     ]).mean()
-    assert sampled.cross_entropy(over_ids).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert sampled.cross_entropy(over_ids).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_log_base_e_and_correction_off():
@@ -51,7 +51,7 @@ def test_sampling_every_class_is_the_full_softmax():
     sampled = ClassSampler(num_classes=6, k=50).sample(labels)  # K - 1 >= N: all classes
     assert sampled.class_ids.tolist() == list(range(6))
     assert torch.all(sampled.margin == 0)
-    assert sampled.cross_entropy(logits).item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)
+    assert sampled.cross_entropy(logits).item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
 
 
 def test_negatives_are_distinct_uniform_and_follow_the_global_seed():
@@ -86,7 +86,7 @@ def test_kd_loss_is_t_squared_kl_teacher_student():
         kl = (p_t * (p_t.log() - p_s.log())).sum(dim=1).mean()
         expected = temperature ** 2 * kl
         assert kd_loss(student, teacher, temperature).item() == pytest.approx(expected.item(), rel=1e-5)
-    assert kd_loss(teacher, teacher, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert kd_loss(teacher, teacher, 2.0).item() == pytest.approx(0.0, abs=1e-5)
 
 
 def test_kd_loss_ignores_masked_columns():
@@ -94,4 +94,4 @@ def test_kd_loss_ignores_masked_columns():
     teacher = torch.tensor([[0.3, 1.0, MASKED_LOGIT, 2.0]])
     kept = [0, 1, 3]
     assert kd_loss(student, teacher).item() == pytest.approx(
-        kd_loss(student[:, kept], teacher[:, kept]).item(), rel=1e-6)
+        kd_loss(student[:, kept], teacher[:, kept]).item(), rel=1e-5)

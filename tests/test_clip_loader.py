@@ -1,6 +1,9 @@
 """models/backbones.py and models/clip_loader.py: names, weight resolution, file formats, tiny CLIPs."""
 import os
+import pickle
+import re
 import warnings
+from typing import Tuple
 
 import pytest
 import torch
@@ -220,15 +223,27 @@ def _write_safetensors(path, state):
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
 
 
-def _write_torchscript(path, state):
-    # OpenAI ships TorchScript archives that also hold a few scalars next to the weights.
+def _write_openai_style_archive(path, state, half=False):
+    """What OpenAI ships: a traced CLIP (fp16 weights) with scalars such as input_resolution beside them."""
     model = build_clip_architecture(parse_backbone_name("tiny-vit"))
     model.load_state_dict(state)
     model.register_buffer("input_resolution", torch.tensor(32))
-    inputs = {"encode_text": (tokenize(["a photo"]),), "encode_image": (torch.zeros(1, 3, 32, 32),)}
+    if half:
+        model.half()
+    inputs = {"encode_text": (tokenize(["a photo"]),),
+              "encode_image": (torch.zeros(1, 3, 32, 32, dtype=torch.half if half else torch.float),)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.save(torch.jit.trace_module(model.eval(), inputs, check_trace=False), str(path))
+    return {**model.state_dict(), **dict(model.named_buffers())}  # TorchScript keeps the causal attn_mask too
+
+
+def _as_bytes(tensor):
+    return tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+
+
+def same_bits(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(_as_bytes(a), _as_bytes(b))
 
 
 @pytest.mark.parametrize(
@@ -237,7 +252,7 @@ def _write_torchscript(path, state):
         (_write_plain, "plain.pt"),
         (_write_open_clip_checkpoint, "epoch_3.pt"),
         (_write_safetensors, "model.safetensors"),
-        (_write_torchscript, "ViT-tiny.pt"),
+        (_write_openai_style_archive, "ViT-tiny.pt"),
     ],
 )
 def test_explicit_file_formats_load_exactly(tmp_path, writer, filename):
@@ -262,7 +277,7 @@ def test_fp16_files_load_as_fp32(tmp_path):
 def test_torchscript_archive_is_refused_by_weights_only_torch_load(tmp_path):
     """The fact behind the loader's torch.jit.load branch (torch 2.x)."""
     path = tmp_path / "archive.pt"
-    _write_torchscript(path, tiny_state_dict())
+    _write_openai_style_archive(path, tiny_state_dict())
     with pytest.raises(RuntimeError, match="TorchScript"):
         torch.load(path, weights_only=True)
 
@@ -283,6 +298,143 @@ def test_file_with_pickled_objects_is_refused(tmp_path):
     torch.save({"state_dict": {"x": NotATensor()}}, path)
     with pytest.raises(WeightsFileError, match="unsafe.pt"):
         load_clip("tiny-vit", weights_path=str(path))
+
+
+# --------------------------------------------------------------------------- TorchScript archives, never run
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["fp32", "fp16"])
+def test_openai_style_archive_tensors_are_read_bit_exactly(tmp_path, half):
+    from models.torchscript_weights import read_torchscript_state_dict
+
+    path = tmp_path / "ViT-tiny.pt"
+    saved = _write_openai_style_archive(path, tiny_state_dict(), half=half)
+    read = read_torchscript_state_dict(path)
+    assert set(read) == set(saved)
+    assert all(same_bits(read[key], saved[key]) for key in saved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.load(str(path)).state_dict()  # safe here: the test built this archive
+    assert list(read) == list(scripted)  # the order ScriptModule.state_dict() gives
+    model = load_clip("tiny-vit", weights_path=str(path))
+    expected = {k: v.float() if v.is_floating_point() else v for k, v in saved.items()}
+    assert same_weights(model, {k: expected[k] for k in model.state_dict()})
+
+
+def test_archive_views_keep_their_offset_stride_and_shared_storage(tmp_path):
+    from models.torchscript_weights import read_torchscript_state_dict
+
+    module = torch.nn.Linear(4, 6)
+    module.register_buffer("rows", module.weight.detach()[2:5])  # offset 8 into the weight's storage
+    module.register_buffer("transposed", module.weight.detach().t())
+    path = tmp_path / "views.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(module, torch.zeros(1, 4)), str(path))
+    read = read_torchscript_state_dict(path)
+    expected = {**module.state_dict(), "rows": module.weight[2:5], "transposed": module.weight.t()}
+    assert set(read) == set(expected) and all(same_bits(read[k], expected[k]) for k in expected)
+    assert read["transposed"].stride() == (1, 4)
+    assert read["rows"].untyped_storage().data_ptr() == read["weight"].untyped_storage().data_ptr()
+
+
+class FileCreatingPayload(torch.nn.Module):
+    """A module whose TorchScript __setstate__ creates the file named in its state (torch.from_file, shared)."""
+
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+        self.weight = torch.nn.Parameter(torch.zeros(2))
+
+    def forward(self, x):
+        return x
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[str, torch.Tensor, bool]:
+        return (self.marker, self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[str, torch.Tensor, bool]) -> None:
+        self.marker = state[0]
+        self.training = state[2]
+        # the result is used, so TorchScript keeps the call that creates the file
+        self.weight = state[1] + torch.from_file(state[0], shared=True, size=1).sum() * 0
+
+
+def _write_crafted_archive(path, marker):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(FileCreatingPayload(str(marker))), str(path))
+
+
+def test_crafted_archive_is_refused_in_one_line_and_runs_nothing(tmp_path):
+    path, marker = tmp_path / "crafted.pt", tmp_path / "created-on-load"
+    _write_crafted_archive(path, marker)
+    with pytest.raises(WeightsFileError) as info:
+        load_clip("tiny-vit", weights_path=str(path))
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "__setstate__" in message
+    assert not marker.exists()
+    with warnings.catch_warnings():  # what the loader used to do: the archive's code runs
+        warnings.simplefilter("ignore")
+        torch.jit.load(str(path))
+    assert marker.exists(), "the payload must really create its file, or the test above proves nothing"
+
+
+def test_custom_state_is_refused_even_when_the_code_check_misses_it(tmp_path, monkeypatch):
+    """Second line of defence: an object saved through __getstate__ is never handed to any code."""
+    import models.torchscript_weights as torchscript_weights
+
+    path, marker = tmp_path / "crafted.pt", tmp_path / "created-on-load"
+    _write_crafted_archive(path, marker)
+    monkeypatch.setattr(torchscript_weights, "_DEFINES_SETSTATE", re.compile("(?!)"))  # matches nothing
+    with pytest.raises(torchscript_weights.UnsafeArchiveError, match="custom __getstate__"):
+        torchscript_weights.read_torchscript_state_dict(path)
+    assert not marker.exists()
+
+
+class _MakesFolder:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return os.mkdir, (self.target,)
+
+
+def test_archive_naming_other_python_globals_is_refused(tmp_path):
+    import zipfile
+
+    good, bad, marker = tmp_path / "good.pt", tmp_path / "bad.pt", tmp_path / "made-by-unpickling"
+    _write_openai_style_archive(good, tiny_state_dict())
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(bad, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith("/data.pkl"):
+                data = pickle.dumps(_MakesFolder(str(marker)), protocol=2)
+            target.writestr(item, data)
+    with pytest.raises(WeightsFileError, match="refers to (posix|os|nt).mkdir"):
+        load_clip("tiny-vit", weights_path=str(bad))
+    assert not marker.exists()
+
+
+def test_crafted_archive_in_openai_cache_stops_train_py_with_one_line(
+        demo_data_root, tmp_path, capsys, monkeypatch, restore_stdout):
+    from conftest import DEMO_DATASET_CONFIG, TINY_COOP_CONFIG
+    from engine.launch import main
+
+    clip_dir, marker = tmp_path / "clip", tmp_path / "created-on-load"
+    clip_dir.mkdir()
+    _write_crafted_archive(clip_dir / "RN50.pt", marker)  # where OpenAI's RN50 download goes
+    monkeypatch.setenv("CLIP_CACHE_DIR", str(clip_dir))
+    code = main(["--root", demo_data_root, "--trainer", "ZeroshotCLIP", "--eval-only",
+                 "--dataset-config-file", DEMO_DATASET_CONFIG, "--config-file", TINY_COOP_CONFIG,
+                 "--output-dir", str(tmp_path / "out"), "MODEL.BACKBONE.NAME", "RN50",
+                 "MODEL.BACKBONE.PRETRAINED", "True", "INPUT.SIZE", "(224, 224)"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    assert "RN50.pt" in err and "__setstate__" in err
+    assert not marker.exists()
 
 
 # --------------------------------------------------------------------------- built models

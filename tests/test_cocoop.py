@@ -3,12 +3,11 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import REPO_ROOT
 from engine import build_trainer, get_cfg_default
 from engine.config_extension import extend_cfg
-from trainers.clip_trainer import PromptCheckpointMismatch
+from engine.bundled.utils.checkpoint import CheckpointMismatch
 from trainers.cocoop import build_meta_net, image_feature_dim
 
 TINY_COCOOP_CONFIG = os.path.join(REPO_ROOT, "configs", "trainers", "CoCoOp", "tiny_vit.yaml")
@@ -25,12 +24,30 @@ def make_cocoop(make_cfg):
     return build
 
 
-def scramble_meta_net(trainer, seed=0):
-    """Give the meta-net weights large enough that the per-image shift matters."""
+def unit(features):
+    return features / features.norm(dim=-1, keepdim=True)
+
+
+def live_meta_net(trainer, images, seed=0):
+    """Random meta-net weights fitted to ``images`` so the per-image shift matters: every
+    hidden unit is active (ReLU in its linear range) for each image, and the shift, a few
+    context tokens in size, moves with the image (the published order's unit features)."""
+    model = trainer.model
+    net = model.prompt_learner.meta_net
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for param in trainer.model.prompt_learner.meta_net.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator))
+        features = unit(model.image_encoder(images).float())
+        centre = features.mean(0)
+        weight1 = torch.randn(net.linear1.weight.shape, generator=generator)
+        hidden = (features - centre) @ weight1.t()  # [B, hidden]
+        weight1 = weight1 / hidden.std(0, keepdim=True).t()  # each hidden unit varies by ~1
+        margin = ((features - centre) @ weight1.t()).abs().max(0).values + 1.0
+        net.linear1.weight.copy_(weight1)
+        net.linear1.bias.copy_(margin - weight1 @ centre)
+        token_size = model.prompt_learner.ctx.norm(dim=-1).mean()
+        weight2 = torch.randn(net.linear2.weight.shape, generator=generator)
+        net.linear2.weight.copy_(weight2 * 3 * token_size / weight2.norm(dim=0).mean())
+        net.linear2.bias.copy_(torch.randn(net.linear2.bias.shape, generator=generator) * 0.01)
 
 
 def test_config_keys_and_defaults():
@@ -91,34 +108,82 @@ def test_training_steps_lower_the_loss_and_change_only_the_prompt(make_cocoop, r
         assert changed == name.startswith("prompt_learner."), name
 
 
-def per_image_reference_logits(model, images):
-    """CoCoOp as published: one text-encoder call per image, prompts via the assembler."""
+def per_image_reference_logits(model, images, meta_net_inputs):
+    """CoCoOp as published: for each image, context + meta_net(that image's meta-net
+    input), one text-encoder call, logits from the unit-norm image feature."""
     learner = model.prompt_learner
     rows = []
-    for image in images:
-        image_feature = model.image_encoder(image.unsqueeze(0))
-        ctx = learner.ctx + learner.meta_net(image_feature)  # [n_ctx, D]
+    for image, meta_net_input in zip(images, meta_net_inputs):
+        image_feature = unit(model.image_encoder(image.unsqueeze(0)).float())
+        ctx = learner.ctx + learner.meta_net(meta_net_input.unsqueeze(0))  # [n_ctx, D]
         prompts = learner.assembler(ctx)
-        text = F.normalize(model.text_encoder(prompts, learner.tokenized_prompts).float(), dim=-1)
-        image_feature = F.normalize(image_feature.float(), dim=-1)
+        text = unit(model.text_encoder(prompts, learner.tokenized_prompts).float())
         rows.append(model.logit_scale.exp().float() * image_feature @ text.t())
     return torch.cat(rows)
 
 
-@pytest.mark.parametrize("max_text_sequences", [4096, 10, 25])
-def test_batched_conditioning_equals_a_per_image_loop(make_cocoop, restore_stdout,
-                                                      max_text_sequences):
+def test_the_live_meta_net_shifts_each_image_differently(make_cocoop, restore_stdout):
     trainer = make_cocoop()
-    scramble_meta_net(trainer)
+    images = next(iter(trainer.test_loader))["img"][:5]
+    live_meta_net(trainer, images)
+    model = trainer.model.eval()
+    net = model.prompt_learner.meta_net
+    with torch.no_grad():
+        features = unit(model.image_encoder(images).float())
+        assert (net.linear1(features) > 0).all(), "every hidden unit live for every image"
+        shifts = net(features)
+    token_size = model.prompt_learner.ctx.norm(dim=-1).mean()
+    distances = torch.cdist(shifts, shifts) + torch.eye(5) * 1e9
+    assert distances.min() > token_size / 4, "each image gets its own shift"
+
+
+@pytest.mark.parametrize("max_text_sequences", [4096, 10, 25])
+def test_each_image_s_prompts_carry_its_own_shift(make_cocoop, restore_stdout, monkeypatch,
+                                                  max_text_sequences):
+    trainer = make_cocoop()
+    images = next(iter(trainer.test_loader))["img"][:5]
+    live_meta_net(trainer, images)
+    model = trainer.model.eval()
+    learner = model.prompt_learner
+    n_cls, n_ctx = learner.n_cls, learner.ctx.shape[0]
+    model.max_text_sequences = max_text_sequences * n_cls // 10  # 1, 2 or all images per call
+    prompts_seen = []
+    original = model.text_encoder.forward
+
+    def recording_forward(prompts, tokenized, *args, **kwargs):
+        prompts_seen.append(prompts)
+        return original(prompts, tokenized, *args, **kwargs)
+
+    monkeypatch.setattr(model.text_encoder, "forward", recording_forward)
+    with torch.no_grad():
+        trainer.model_inference(images)
+        shifts = learner.meta_net(unit(model.image_encoder(images).float()))  # [5, D]
+    contexts = torch.cat(prompts_seen).reshape(5, n_cls, -1, shifts.shape[-1])[:, :, 1:1 + n_ctx]
+    expected = (learner.ctx.detach() + shifts[:, None, :])[:, None].expand_as(contexts)
+    torch.testing.assert_close(contexts, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("max_text_sequences", [4096, 10, 25])
+def test_batched_conditioning_equals_the_published_per_image_loop(make_cocoop, restore_stdout,
+                                                                   max_text_sequences):
+    trainer = make_cocoop()
+    images = next(iter(trainer.test_loader))["img"][:5]
+    live_meta_net(trainer, images)
     model = trainer.model.eval()
     n_cls = len(trainer.classnames)
     model.max_text_sequences = max_text_sequences * n_cls // 10  # 1, 2 or all images per call
-    images = next(iter(trainer.test_loader))["img"][:5]
     with torch.no_grad():
-        expected = per_image_reference_logits(model, images)
+        raw = model.image_encoder(images).float()
+        expected = per_image_reference_logits(model, images, unit(raw))  # normalise first
         got = trainer.model_inference(images)
+        # What the comparison can tell apart: the meta-net fed raw features, or a
+        # neighbour's shift, moves the logits far beyond the tolerance.
+        raw_order = per_image_reference_logits(model, images, raw)
+        mispaired = per_image_reference_logits(model, images, unit(raw).roll(1, 0))
     assert got.shape == (5, n_cls)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for wrong in (raw_order, mispaired):
+        assert (wrong - expected).abs().max() > 1e-2 * expected.abs().max()
     assert not torch.allclose(got[0], got[1]), "different images, different class prompts"
 
 
@@ -154,7 +219,7 @@ def test_bf16_autocast_runs(make_cocoop, restore_stdout):
 def test_prompt_only_checkpoint_round_trip(make_cocoop, tmp_path, restore_stdout):
     out = str(tmp_path / "run")
     trained = make_cocoop(output_dir=out)
-    scramble_meta_net(trained, seed=1)
+    live_meta_net(trained, next(iter(trained.test_loader))["img"][:5], seed=1)
     with torch.no_grad():
         trained.model.prompt_learner.ctx.add_(0.1)
     trained.save_model(0, out)
@@ -171,5 +236,5 @@ def test_prompt_only_checkpoint_round_trip(make_cocoop, tmp_path, restore_stdout
         torch.testing.assert_close(fresh.model_inference(images), trained.model_inference(images))
 
     other = make_cocoop("TRAINER.COCOOP.CTX_INIT", "", "TRAINER.COCOOP.N_CTX", 8)
-    with pytest.raises(PromptCheckpointMismatch, match=r"ctx: file \(4, 32\) vs model \(8, 32\)"):
+    with pytest.raises(CheckpointMismatch, match=r"ctx: file \(4, 32\) vs model \(8, 32\)"):
         other.load_model(out, epoch=1)

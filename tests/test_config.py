@@ -2,7 +2,7 @@
 import pytest
 from yacs.config import CfgNode
 
-from engine.bundled.config import clean_cfg, get_cfg_default
+from engine.bundled.config import get_cfg_default
 
 COOP_STYLE_YAML = """\
 DATALOADER:
@@ -180,8 +180,3 @@ def test_print_dumps_yaml_with_sorted_keys():
     assert text.index("DATALOADER:") < text.index("DATASET:") < text.index("INPUT:")
     assert "  SGD_DAMPNING: 0" in text and "  SIZE: (224, 224)" in text
 
-
-def test_clean_cfg_keeps_only_the_chosen_trainer():
-    cfg = get_cfg_default()
-    clean_cfg(cfg, "FixMatch")
-    assert set(cfg.TRAINER.keys()) == {"NAME", "FIXMATCH"}

@@ -83,6 +83,23 @@ def test_yaml_bad_indentation_error(write_yaml):
     assert message.startswith(f"Invalid YAML in {path} at line 3")
 
 
+def test_file_that_is_not_utf8_names_file_and_byte_offset(tmp_path):
+    data = "# Réglages\nOPTIM:\n  NAME: sgd\n".encode("utf-8") + "  LR: 0.1  # pas à pas\n".encode("cp1252")
+    path = tmp_path / "cp1252.yaml"
+    path.write_bytes(data)
+    offset = data.index(b"\xe0")  # the first byte that is not UTF-8 (the é above is)
+    assert _error(merge_config_file, get_cfg_default(), str(path)) == (
+        f"Config file {path} is not UTF-8 text: byte 0xe0 at byte offset {offset} cannot be "
+        "decoded; save the file as UTF-8"
+    )
+
+
+def test_utf8_file_with_bom_and_accents_merges(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes("\ufeff# Réglages\nOPTIM:\n  NAME: adam  # pas à pas\n".encode("utf-8"))
+    assert merge_config_file(get_cfg_default(), str(path)).OPTIM.NAME == "adam"
+
+
 def test_missing_file_names_the_path(tmp_path):
     path = str(tmp_path / "nope.yaml")
     assert _error(merge_config_file, get_cfg_default(), path) == f"Config file not found: {path}"

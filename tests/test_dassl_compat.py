@@ -1,33 +1,26 @@
 """engine.dassl_compat against the REAL Dassl.pytorch (0.6.3, c61a1b5).
 
-Skipped unless ``import dassl`` works. To run them, install Dassl into a separate
-virtual env (``python -m venv --system-site-packages VENV``,
-``VENV/bin/pip install --no-build-isolation -e Dassl.pytorch`` plus gdown, wilds) and run
-``RPP_ENGINE=dassl VENV/bin/python -m pytest tests/test_dassl_compat.py``.
+Marked ``real_dassl``: the default run skips this file and ``tests/test_real_dassl.py``
+runs it in a process on the real engine (skipped, saying why, where there is no Dassl).
 """
-import importlib.util
 import math
 
 import pytest
 import torch
 
-if importlib.util.find_spec("dassl") is None:
-    pytest.skip(
-        "Dassl is not installed (import dassl fails). To run these tests: "
-        "RPP_ENGINE=dassl /work/ext/dassl-venv/bin/python -m pytest tests/test_dassl_compat.py "
-        "(any env with Dassl.pytorch installed works)",
-        allow_module_level=True,
-    )
+import engine  # applies the compat patches when BACKEND is "dassl"
+from tests.fixtures.real_dassl import ONLY_ON_REAL_DASSL
 
-import engine  # noqa: E402  (applies the compat patches when BACKEND is "dassl")
+pytestmark = pytest.mark.real_dassl
+if engine.BACKEND != "dassl":
+    pytest.skip(ONLY_ON_REAL_DASSL, allow_module_level=True)
+
 from dassl.config import get_cfg_default  # noqa: E402
 from dassl.engine import TrainerBase  # noqa: E402
 from dassl.optim import build_lr_scheduler  # noqa: E402
 from dassl.optim.lr_scheduler import _BaseWarmupScheduler  # noqa: E402
 from dassl.utils import load_checkpoint, resume_from_checkpoint, save_checkpoint  # noqa: E402
 from engine.dassl_compat import apply_dassl_compat  # noqa: E402
-
-apply_dassl_compat()  # also when RPP_ENGINE=bundled left engine/__init__ off the dassl path
 
 BASE_LR = 0.002
 MAX_EPOCH = 6
@@ -152,7 +145,6 @@ def test_apply_dassl_compat_is_idempotent():
     assert isinstance(sched.state_dict()["successor"], dict)
 
 
-@pytest.mark.skipif(engine.BACKEND != "dassl", reason="RPP_ENGINE=bundled selected")
 def test_engine_exports_the_real_dassl_api():
     import dassl.engine
     import dassl.optim
@@ -179,7 +171,7 @@ def image_items(tmp_path, count, broken):
     return items
 
 
-def dassl_loader(items, policy, workers=0):
+def dassl_loader(items, policy, workers=0, **dataloader_keys):
     """A test loader built by Dassl's own build_data_loader (patched) and DatasetWrapper."""
     import torchvision.transforms as T
     from dassl.data import data_manager
@@ -190,6 +182,8 @@ def dassl_loader(items, policy, workers=0):
     cfg.DATALOADER.CORRUPT_IMAGE = policy
     cfg.DATALOADER.NUM_WORKERS = workers
     cfg.INPUT.SIZE = (8, 8)
+    for key, value in dataloader_keys.items():
+        cfg.DATALOADER[key] = value
     return data_manager.build_data_loader(cfg, data_source=items, batch_size=2,
                                           tfm=T.ToTensor(), is_train=False)
 
@@ -219,7 +213,7 @@ def test_unreadable_image_fails_naming_the_file(tmp_path, workers):
 
     items = image_items(tmp_path, 4, broken={2})
     loader = dassl_loader(items, "fail", workers)
-    assert type(loader) is torch.utils.data.DataLoader  # Dassl's loader, unchanged
+    assert type(loader) is torch.utils.data.DataLoader  # a plain loader, as Dassl's
     with pytest.raises(CorruptImageError) as info:
         list(loader)
     assert is_user_error(info.value)
@@ -257,3 +251,74 @@ def test_unknown_corrupt_image_policy_is_a_user_error(tmp_path):
     with pytest.raises(Exception, match="CORRUPT_IMAGE") as info:
         dassl_loader(image_items(tmp_path, 2, broken=set()), "ignore")
     assert is_user_error(info.value)
+
+
+# --------------------------------------------------------------------------- loader keys
+
+# DATALOADER.PIN_MEMORY, PERSISTENT_WORKERS and PREFETCH_FACTOR are ours; Dassl's
+# build_data_loader reads only NUM_WORKERS and pins whenever CUDA is used.
+NON_DEFAULT_LOADER_KEYS = ["DATALOADER.NUM_WORKERS", "2", "DATALOADER.PIN_MEMORY", "False",
+                           "DATALOADER.PERSISTENT_WORKERS", "True",
+                           "DATALOADER.PREFETCH_FACTOR", "3"]
+
+
+def demo_data_manager(data_root, *opts):
+    from tests.fixtures.cfg import dataset_cfg
+
+    cfg = dataset_cfg("demo", data_root, num_shots=2, opts=["INPUT.SIZE", "(32, 32)", *opts])
+    return engine.DataManager(cfg), cfg
+
+
+def worker_options(loader):
+    return (loader.num_workers, loader.pin_memory, loader.persistent_workers,
+            loader.prefetch_factor)
+
+
+def test_loader_keys_reach_every_loader_of_dassls_data_manager(demo_data_root, monkeypatch):
+    import dassl.data.data_manager
+
+    # Pinning is decided for a CUDA run; no batch is loaded, so no GPU is needed.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    dm, _ = demo_data_manager(demo_data_root, *NON_DEFAULT_LOADER_KEYS)
+    assert type(dm) is dassl.data.data_manager.DataManager
+    loaders = [dm.train_loader_x, dm.val_loader, dm.test_loader]
+    assert [worker_options(loader) for loader in loaders] == [(2, False, True, 3)] * 3
+
+    # Our keys at their defaults: pinned on CUDA, as Dassl's own loaders are.
+    dm, _ = demo_data_manager(demo_data_root, "DATALOADER.NUM_WORKERS", "0")
+    loaders = [dm.train_loader_x, dm.val_loader, dm.test_loader]
+    assert [worker_options(loader) for loader in loaders] == [(0, True, False, None)] * 3
+
+
+def test_rebuilt_loaders_keep_what_dassl_chose_and_load_the_same_batches(demo_data_root):
+    from engine.dassl_compat import _ORIGINALS
+
+    dm, cfg = demo_data_manager(demo_data_root, *NON_DEFAULT_LOADER_KEYS)
+    for loader, is_train in ((dm.train_loader_x, True), (dm.val_loader, False)):
+        plain = _ORIGINALS["build_data_loader"](
+            cfg, sampler_type=type(loader.sampler).__name__, data_source=loader.dataset.data_source,
+            batch_size=loader.batch_size, tfm=loader.dataset.transform, is_train=is_train)
+        assert (loader.batch_size, loader.drop_last, len(loader)) == \
+            (plain.batch_size, plain.drop_last, len(plain))
+        assert type(loader.sampler) is type(plain.sampler)
+        assert plain.num_workers == 2 and not plain.persistent_workers  # Dassl's own
+
+    def labels(loader):
+        return [batch["label"].tolist() for batch in loader]
+
+    val = dm.val_loader  # sequential: the same batches every pass, with or without workers
+    reference = labels(torch.utils.data.DataLoader(val.dataset, batch_size=val.batch_size))
+    assert len(reference) > 1
+    assert labels(val) == reference
+    assert labels(val) == reference  # a second epoch on the same persistent workers
+
+
+@pytest.mark.parametrize("policy", ["fail", "skip"])
+def test_loader_keys_reach_loaders_of_either_corrupt_image_policy(tmp_path, policy):
+    from engine.bundled.data.data_manager import SkipCountingDataLoader
+
+    items = image_items(tmp_path, 4, broken=set())
+    cfg_keys = {"PERSISTENT_WORKERS": True, "PREFETCH_FACTOR": 4, "PIN_MEMORY": False}
+    loader = dassl_loader(items, policy, workers=2, **cfg_keys)
+    assert isinstance(loader, SkipCountingDataLoader) is (policy == "skip")
+    assert worker_options(loader) == (2, False, True, 4)

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from datasets.catalog import CATALOG, CONFIG_TO_NAME, IN21K_CLASSNAMES, IN21K_SMALL_CLASSES
-from datasets.errors import DatasetNotFoundError, MissingImagesError, SplitFileError
+from datasets.errors import DatasetNotFoundError, EmptyClassFolderError, MissingImagesError, SplitFileError
 from tests.fixtures.datasets_support import TEST_ONLY, VAL_IS_TEST, build, fake_and_build, relative_picks
 from tests.fixtures.fake_datasets import FAKE_DATASETS, IMAGENET_CLASSES, make_fake_dataset
 
@@ -16,6 +16,7 @@ TRAINABLE = [c for c in CONFIGS if c not in TEST_ONLY]
 SPLIT_FILE_DATASETS = [c for c in TRAINABLE if CATALOG[CONFIG_TO_NAME[c]].requirements[-1].path.endswith(".json")]
 
 
+@pytest.mark.real_dassl
 def test_every_config_file_names_a_registered_catalogued_dataset():
     from engine import DATASET_REGISTRY
 
@@ -30,6 +31,7 @@ def test_every_config_file_names_a_registered_catalogued_dataset():
     assert set(CONFIGS) == set(files) - {"demo"}
 
 
+@pytest.mark.real_dassl
 @pytest.mark.parametrize("config", CONFIGS)
 def test_counts_labels_and_class_names(config, tmp_path):
     fake, ds = fake_and_build(config, tmp_path)
@@ -45,6 +47,7 @@ def test_counts_labels_and_class_names(config, tmp_path):
         assert ds.val == ds.test
 
 
+@pytest.mark.real_dassl
 def test_imagenet_variants_use_imagenet_class_names(tmp_path):
     names = dict(IMAGENET_CLASSES)
     _, a = fake_and_build("imagenet_a", tmp_path)
@@ -54,6 +57,7 @@ def test_imagenet_variants_use_imagenet_class_names(tmp_path):
     assert v2.lab2cname[3] == "tiger shark"
 
 
+@pytest.mark.real_dassl
 @pytest.mark.parametrize("config", TRAINABLE)
 def test_few_shot_counts(config, tmp_path):
     fake, ds = fake_and_build(config, tmp_path, num_shots=2)
@@ -85,6 +89,7 @@ def test_few_shot_draws_are_identical_across_runs_and_machines(config, tmp_path)
     assert relative_picks(again.train_x, fake_a.dataset_dir) == picks_a
 
 
+@pytest.mark.real_dassl
 @pytest.mark.parametrize("config", TRAINABLE)
 def test_base_new_relabelling(config, tmp_path):
     fake = make_fake_dataset(tmp_path, config)
@@ -170,6 +175,39 @@ def test_imagenet_needs_every_val_class_folder(tmp_path):
     os.rename(os.path.join(fake.dataset_dir, "images", "val", "n01443537"), os.path.join(tmp_path, "elsewhere"))
     with pytest.raises(DatasetNotFoundError, match="1 of 5 class folders"):
         build("imagenet", tmp_path)
+
+
+CLASS_FOLDER_SPLITS = [  # (config, the folder holding one sub-folder per class)
+    ("imagenet", "images/train"), ("imagenet", "images/val"),
+    ("imagenet21k", "imagenet21k_train"), ("imagenet21k", "imagenet21k_val"),
+    ("imagenet_sketch", "images"), ("imagenet_a", "imagenet-a"), ("imagenet_r", "imagenet-r"),
+    ("imagenetv2", "imagenetv2-matched-frequency-format-val"),
+]
+
+
+def empty_second_class_folder(dataset_dir, split_subdir):
+    """Empty the second class folder; returns (its path, how many class folders there are)."""
+    split_dir = os.path.join(dataset_dir, split_subdir)
+    folders = sorted(e for e in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, e)))
+    folder = os.path.join(split_dir, folders[1])
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+    open(os.path.join(folder, ".DS_Store"), "w").close()  # hidden files are not images either
+    return folder, len(folders)
+
+
+@pytest.mark.parametrize("config, split_subdir", CLASS_FOLDER_SPLITS)
+def test_empty_class_folder_is_refused_in_one_line(config, split_subdir, tmp_path):
+    """Labels are folder positions: Dassl would name label 1 after class 2 (num_classes unchanged)."""
+    from engine.launch import one_line
+
+    fake = make_fake_dataset(tmp_path, config)
+    folder, n_folders = empty_second_class_folder(fake.dataset_dir, split_subdir)
+    with pytest.raises(EmptyClassFolderError) as info:
+        build(config, tmp_path)
+    message = one_line(info.value)
+    assert f"1 of {n_folders} class folders are empty" in message
+    assert folder in message and "shift" in message and "DATASETS.md" in message
 
 
 def test_imagenet_class_missing_from_classnames_is_named(tmp_path):

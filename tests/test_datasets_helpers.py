@@ -33,7 +33,7 @@ def make_records(folder, n_classes=5, per_class=6, create=True):
 def test_split_round_trip_uses_relative_forward_slash_paths(tmp_path):
     image_dir = str(tmp_path / "images")
     records = make_records(image_dir, 2, 2, create=False)
-    splits = {"train": records[:2], "val": records[2:3], "test": records[3:]}
+    splits = {"train": records[0::2], "val": records[1:2], "test": records[3:]}  # both classes in train
     write_split(str(tmp_path / "split.json"), splits, image_dir)
     raw = json.loads((tmp_path / "split.json").read_text())
     assert raw["train"][0] == ["c0/img0.jpg", 0, "class 0"]
@@ -82,6 +82,7 @@ def test_subsample_rejects_unknown_value():
 
 # --- few-shot sampling ---------------------------------------------------------------------
 
+@pytest.mark.real_dassl
 def test_sampling_reproduces_dassl_generate_fewshot_dataset(tmp_path):
     from engine import DatasetBase
 
@@ -163,6 +164,44 @@ def test_stale_or_damaged_cache_is_redrawn(tmp_path, capsys):
     assert len(train) == 10 and "unreadable" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("bad_label", [5, -1, "3", True])
+def test_cache_with_a_label_outside_the_split_is_redrawn(tmp_path, capsys, bad_label):
+    """5 classes: a hand-edited label 5 would make num_classes 6, with no name for class 5."""
+    dataset_dir = str(tmp_path)
+    records = make_records(dataset_dir)
+    fresh, _ = fewshot_train_val(dataset_dir, 2, 1, records, None)
+    cache = fewshot_cache_path(dataset_dir, 2, 1)
+    data = json.loads(open(cache).read())
+    data["train"][3][1] = bad_label
+    open(cache, "w").write(json.dumps(data))
+    capsys.readouterr()
+    train, _ = fewshot_train_val(dataset_dir, 2, 1, records, None)
+    assert "unreadable" in capsys.readouterr().out
+    assert train == fresh  # the same seed draws the same picks again
+    assert json.loads(open(cache).read())["train"][3][1] == fresh[3].label  # and the cache is repaired
+
+
+def test_cache_drawn_from_class_folders_checks_labels_too(tmp_path, capsys):
+    from datasets.class_folders import ClassFolderSplit
+
+    split_dir = tmp_path / "train"
+    for wnid in ("n1", "n2", "n3"):
+        for i in range(3):
+            (split_dir / wnid).mkdir(parents=True, exist_ok=True)
+            (split_dir / wnid / f"{i}.jpg").write_bytes(b"")
+    index = load_folder_index(str(split_dir), ["n1", "n2", "n3"])
+    pool = ClassFolderSplit((index, w, label, w) for label, w in enumerate(["n1", "n2", "n3"]))
+    assert sorted(pool.labels()) == [0, 1, 2]
+    fresh, _ = fewshot_train_val(str(tmp_path), 1, 1, pool, None)
+    cache = fewshot_cache_path(str(tmp_path), 1, 1)
+    data = json.loads(open(cache).read())
+    data["train"][0][1] = 3
+    open(cache, "w").write(json.dumps(data))
+    capsys.readouterr()
+    assert fewshot_train_val(str(tmp_path), 1, 1, pool, None)[0] == fresh
+    assert "unreadable" in capsys.readouterr().out
+
+
 def test_read_only_data_folder_only_warns(tmp_path, monkeypatch, capsys):
     def refuse(*args, **kwargs):
         raise PermissionError("read-only file system")
@@ -217,6 +256,7 @@ def test_missing_images_are_counted(tmp_path):
     assert records[0].impath in message and "re-extract images.tar.gz" in message
 
 
+@pytest.mark.real_dassl
 def test_datums_carry_record_fields(tmp_path):
     (datum,) = to_datums(make_records(str(tmp_path), 1, 1), "X", "")
     assert (datum.label, datum.classname, datum.domain) == (0, "class 0", 0)

@@ -59,6 +59,16 @@ def test_check_dataset_passes_config_overrides(tmp_path, capsys):
     assert "classes: 7" in capsys.readouterr().out
 
 
+def test_check_dataset_reports_an_empty_class_folder(tmp_path, capsys):
+    fake = make_fake_dataset(tmp_path, "imagenet")
+    empty = tmp_path / "imagenet" / "images" / "train" / "n01443537"
+    for image in os.listdir(empty):
+        os.remove(empty / image)
+    assert check_dataset.main(["--root", str(tmp_path), "--dataset", "imagenet"]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR: ImageNet: 1 of {len(fake.classnames)} class folders are empty (the first: {empty})" in out
+
+
 def test_check_dataset_rejects_unknown_dataset(tmp_path):
     with pytest.raises(SystemExit):
         check_dataset.main(["--root", str(tmp_path), "--dataset", "mnist"])

@@ -45,6 +45,33 @@ def test_merge_orders_by_index_and_drops_duplicates():
     assert labels.tolist() == [0, 1, 2, 3, 4]
 
 
+def test_sharded_evaluation_gathers_predicted_classes_and_gives_the_same_result(
+        make_cfg, monkeypatch, capsys, restore_stdout):
+    import engine.bundled.trainer as bundled_trainer
+    from engine import build_trainer
+
+    trainer = build_trainer(make_cfg("ZeroshotCLIP", "DATALOADER.TEST.BATCH_SIZE", 7))
+    trainer.test()
+    plain = capsys.readouterr().out
+    gathered = []
+    real_gather = bundled_trainer.gather_predictions
+
+    def recording_gather(indices, outputs, labels):
+        gathered.append(outputs)
+        return real_gather(indices, outputs, labels)
+
+    # the sharded path, as one rank of one: its shard is the whole test set
+    monkeypatch.setattr(bundled_trainer, "is_distributed", lambda: True)
+    monkeypatch.setattr(bundled_trainer, "gather_predictions", recording_gather)
+    trainer.test()
+    sharded = capsys.readouterr().out
+    assert "Gathered" in sharded
+    assert len(gathered) == 1 and gathered[0].dim() == 1  # one class index per image
+    assert len(gathered[0]) == len(trainer.dm.dataset.test) > 7
+    result = sharded[sharded.index("=> result"):]
+    assert result == plain[plain.index("=> result"):]
+
+
 def test_single_process_helpers_are_no_ops():
     from engine import distributed
 

@@ -291,6 +291,25 @@ def test_cross_dataset_average_is_over_the_targets_only(tmp_path, capsys):
     assert "ImageNet (source)" in text and "Average: over the 2 targets." in text
 
 
+@pytest.mark.parametrize("spelling", ["imagenet21k", "imagenet_21k", "ImageNet-21K"])
+def test_the_21k_source_is_read_under_any_spelling_a_user_types(tmp_path, capsys, spelling):
+    # The pre-training sweeps write OUTPUT/imagenet21k/... (the config stem); the README once
+    # said imagenet_21k, so that spelling (and the paper's) must find the same runs.
+    out_dir = str(tmp_path / "output")
+    write(os.path.join(out_dir, "imagenet21k", "RPP", "vit_b16_in21k_16shots", "seed1", "log.txt"),
+          training_log(33.0))
+    write(os.path.join(out_dir, "evaluation", "RPP", "vit_b16_in21k_16shots", "dtd", "seed1", "log.txt"),
+          eval_log(45.0))
+    out, _ = run_cli(capsys, "xd", "--source", spelling, "--output", out_dir, "--method", "RPP/vit_b16_in21k",
+                     "--datasets", "DTD", "--format", "csv")
+    rows = csv_rows(out)
+    assert rows["RPP", "imagenet21k", "accuracy"]["mean"] == "33.0"
+    assert rows["RPP", "dtd", "accuracy"]["mean"] == "45.0"
+    text, _ = run_cli(capsys, "xd", "--source", spelling, "--output", out_dir, "--method", "RPP/vit_b16_in21k",
+                      "--datasets", "dtd")
+    assert "ImageNet-21K (source)" in text
+
+
 def test_dg_reads_the_four_imagenet_variants(tmp_path, capsys):
     out_dir = str(tmp_path / "output")
     write(os.path.join(out_dir, "imagenet", "RPP", "vit_b16_16shots", "seed1", "log.txt"), training_log(72.0))

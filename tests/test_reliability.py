@@ -62,6 +62,7 @@ def ctx_of(trainer):
 # --------------------------------------------------------------------------- resume
 
 
+@pytest.mark.real_dassl
 def test_mid_epoch_resume_repeats_the_uninterrupted_run(demo_data_root, tmp_path, restore_stdout):
     from engine import build_trainer
 
@@ -98,6 +99,64 @@ def test_mid_epoch_resume_repeats_the_uninterrupted_run(demo_data_root, tmp_path
     assert resumed.get_current_lr() == pytest.approx(reference.get_current_lr())
 
 
+def step_counting_coop():
+    """A CoOp that keeps state only it knows (its step count and a running mean of the
+    prompt) and hands it to the checkpoints through the extra-state hooks."""
+    from trainers.coop import CoOp
+
+    class StepCountingCoOp(CoOp):
+        steps, ctx_mean = 0, None
+
+        def forward_backward(self, batch):
+            summary = super().forward_backward(batch)
+            self.steps += 1
+            ctx = self.model.prompt_learner.ctx.detach()
+            previous = ctx if self.ctx_mean is None else self.ctx_mean
+            self.ctx_mean = previous + (ctx - previous) / self.steps
+            return summary
+
+        def extra_checkpoint_state(self):
+            return {"steps": self.steps, "ctx_mean": self.ctx_mean}
+
+        def restore_extra_checkpoint_state(self, state):
+            self.steps, self.ctx_mean = state["steps"], state["ctx_mean"]
+
+    return StepCountingCoOp
+
+
+@pytest.mark.slow
+def test_extra_checkpoint_state_survives_a_mid_epoch_resume(demo_data_root, tmp_path, restore_stdout):
+    trainer_class = step_counting_coop()
+    reference = trainer_class(cfg_for(demo_data_root, tmp_path / "a", *SMALL_RUN, *NO_TEST))
+    reference.train()
+    reference.close_writer()
+    assert reference.steps == 2 * demo_batches(demo_data_root)
+
+    class Crash(Exception):
+        pass
+
+    crashing = trainer_class(cfg_for(demo_data_root, tmp_path / "b", *SMALL_RUN, *NO_TEST))
+    original = crashing.forward_backward
+
+    def forward_backward(batch):
+        if crashing.epoch == 1 and crashing.batch_idx == 3:  # after the checkpoint at batch 2
+            raise Crash
+        return original(batch)
+
+    crashing.forward_backward = forward_backward
+    with pytest.raises(Crash):
+        crashing.train()
+    crashing.close_writer()
+
+    resumed = trainer_class(cfg_for(demo_data_root, tmp_path / "b", "--resume", *SMALL_RUN, *NO_TEST))
+    resumed.train()
+    resumed.close_writer()
+    assert resumed.steps == reference.steps
+    assert torch.equal(resumed.ctx_mean, reference.ctx_mean)
+    assert torch.equal(ctx_of(resumed), ctx_of(reference))
+
+
+@pytest.mark.real_dassl
 def test_epoch_boundary_resume_restores_rng_and_optimizer(demo_data_root, tmp_path, restore_stdout):
     from engine import build_trainer
 
@@ -117,6 +176,7 @@ def test_epoch_boundary_resume_restores_rng_and_optimizer(demo_data_root, tmp_pa
     assert torch.equal(ctx_of(resumed), ctx_of(reference))
 
 
+@pytest.mark.real_dassl
 def test_checkpoints_are_not_resumed_unless_asked(demo_data_root, tmp_path, capsys, restore_stdout):
     from engine import build_trainer
 
@@ -315,6 +375,7 @@ def test_bare_resume_means_the_output_dir_and_keeps_trailing_opts(demo_data_root
 # --------------------------------------------------------------------------- one-line errors
 
 
+@pytest.mark.real_dassl
 def test_truncated_checkpoint_on_resume_is_one_line_naming_the_file(demo_data_root, tmp_path, capsys,
                                                                    restore_stdout):
     from engine.launch import main
@@ -351,17 +412,18 @@ def nan_on_steps(trainer, steps):
     original = trainer.model.forward
     count = {"step": -1}
 
-    def forward(image):
-        logits = original(image)
+    def forward(image, **kwargs):
+        outputs = original(image, **kwargs)
         if torch.is_grad_enabled():
             count["step"] += 1
             if count["step"] in steps:
-                return logits * float("nan")
-        return logits
+                return outputs._replace(logits=outputs.logits * float("nan"))
+        return outputs
 
     trainer.model.forward = forward
 
 
+@pytest.mark.real_dassl
 def test_non_finite_loss_skips_the_step_and_warns(demo_data_root, tmp_path, capsys, restore_stdout):
     from engine import build_trainer
 
@@ -389,6 +451,7 @@ def test_non_finite_loss_skips_the_step_and_warns(demo_data_root, tmp_path, caps
     assert "Finish training" in printed
 
 
+@pytest.mark.real_dassl
 def test_too_many_non_finite_losses_in_a_row_abort_in_one_line(demo_data_root, tmp_path, capsys,
                                                               restore_stdout, monkeypatch):
     from engine.launch import main
@@ -432,6 +495,7 @@ def corrupt_data_root(demo_data_root, tmp_path):
     return root, path
 
 
+@pytest.mark.real_dassl
 def test_corrupt_image_fails_in_one_line_naming_the_file(corrupt_data_root, tmp_path, capsys,
                                                         restore_stdout):
     from engine.launch import main
@@ -445,6 +509,7 @@ def test_corrupt_image_fails_in_one_line_naming_the_file(corrupt_data_root, tmp_
     assert "DATALOADER.CORRUPT_IMAGE skip" in last
 
 
+@pytest.mark.real_dassl
 def test_corrupt_image_skip_drops_and_counts_it(corrupt_data_root, tmp_path, capsys, restore_stdout):
     from engine.launch import main
 

@@ -1,5 +1,6 @@
 """RPP (SAPL prompts + KD), RPP_Transfer and POMP on the tiny CLIP and the demo dataset."""
 import os
+import sys
 
 import pytest
 import torch
@@ -7,9 +8,9 @@ import torch.nn.functional as F
 
 from engine import build_trainer
 from models.distillation import kd_loss
-from models.zero_shot import ZeroShotClassifier
+from models import zero_shot
 from models.sapl import SAPLHook
-from trainers.clip_trainer import PromptCheckpointMismatch
+from engine.bundled.utils.checkpoint import CheckpointMismatch
 
 from conftest import REPO_ROOT
 
@@ -102,7 +103,7 @@ def test_gradients_reach_query_key_and_value_prompts_separately(make_cfg, restor
     trainer.set_model_mode("train")
     image, label = trainer.parse_batch_train(batch)
     with trainer.autocast():
-        logits, _ = trainer.training_logits(image, label)
+        logits = trainer.training_step(image, label).logits
     F.cross_entropy(logits, label).backward()
     for side in ("text_prompts", "vision_prompts"):
         prompts = getattr(learner, side)
@@ -131,13 +132,13 @@ def test_gradients_reach_query_key_and_value_prompts_separately(make_cfg, restor
 
 def test_kd_teacher_text_features_are_computed_once_per_run(make_cfg, restore_stdout, monkeypatch, tmp_path):
     calls = []
-    original = ZeroShotClassifier._encode_classes
+    original = zero_shot.class_text_features
 
-    def counting(self, classnames, templates):
+    def counting(clip_model, classnames, templates, **kwargs):
         calls.append(len(classnames))
-        return original(self, classnames, templates)
+        return original(clip_model, classnames, templates, **kwargs)
 
-    monkeypatch.setattr(ZeroShotClassifier, "_encode_classes", counting)
+    monkeypatch.setattr(zero_shot, "class_text_features", counting)
     trainer = build(make_cfg, "RPP", "OPTIM.MAX_EPOCH", 2, "DATALOADER.TRAIN_X.BATCH_SIZE", 8,
                     "DATASET.SUBSAMPLE_CLASSES", "base", "TEST.NO_TEST", True,
                     output_dir=str(tmp_path / "run"))
@@ -150,7 +151,6 @@ def test_kd_teacher_text_features_are_computed_once_per_run(make_cfg, restore_st
     assert all(s["loss_kd"] >= 0 and s["loss"] == pytest.approx(s["loss_ce"] + s["loss_kd"], rel=1e-5)
                for s in summaries)
     assert calls == [len(trainer.classnames)]
-    assert trainer.teacher.text_feature_computations == 1
 
 
 def test_kd_loss_term_matches_the_teacher(make_cfg, restore_stdout):
@@ -158,9 +158,10 @@ def test_kd_loss_term_matches_the_teacher(make_cfg, restore_stdout):
     batch = first_batch(trainer)
     image, label = trainer.parse_batch_train(batch)
     with torch.no_grad():
-        logits, sampled = trainer.training_logits(image, label)
-        terms = trainer.loss_terms(image, label, logits, sampled)
+        step = trainer.training_step(image, label)
+        terms = trainer.loss_terms(step)
         teacher = trainer.teacher(image)
+    logits = step.logits
     p_t = torch.softmax(teacher / 2, dim=1)
     log_p_s = torch.log_softmax(logits / 2, dim=1)
     expected = 2.0 * 4.0 * (p_t * (p_t.log() - log_p_s)).sum(1).mean()
@@ -174,10 +175,11 @@ def test_kd_under_class_sampling_uses_the_same_columns(make_cfg, restore_stdout)
     image, label = trainer.parse_batch_train(batch)
     torch.manual_seed(0)
     with torch.no_grad():
-        logits, sampled = trainer.training_logits(image, label)
-        terms = trainer.loss_terms(image, label, logits, sampled)
+        step = trainer.training_step(image, label)
+        terms = trainer.loss_terms(step)
         full_student = trainer.model(image)
         full_teacher = trainer.teacher(image)
+    logits, sampled = step.logits, step.sampled
     assert logits.shape == (4, len(sampled.class_ids))
     torch.testing.assert_close(logits, full_student[:, sampled.class_ids], rtol=1e-5, atol=1e-5)
     expected = kd_loss(sampled.arrange(full_student[:, sampled.class_ids]),
@@ -210,10 +212,10 @@ def test_rpp_prompts_transfer_to_other_class_names(make_cfg, restore_stdout, tmp
 def test_transfer_with_another_prompt_shape_fails_clearly(make_cfg, restore_stdout, tmp_path):
     source_dir = str(tmp_path / "pretrain")
     build(make_cfg, "RPP", "OPTIM.MAX_EPOCH", 1, output_dir=source_dir).train()
-    with pytest.raises(PromptCheckpointMismatch, match="shape"):
+    with pytest.raises(CheckpointMismatch, match="shape"):
         build(make_cfg, "RPP_Transfer", "TRAINER.RPP.N_CTX_TEXT", 2,
               "TRAINER.RPP_TRANSFER.PROMPTS", source_dir, output_dir=str(tmp_path / "t"))
-    with pytest.raises(PromptCheckpointMismatch):
+    with pytest.raises(CheckpointMismatch):
         build(make_cfg, "RPP_Transfer", "TRAINER.RPP.SHARE_QKV", True,
               "TRAINER.RPP_TRANSFER.PROMPTS", source_dir, output_dir=str(tmp_path / "t2"))
 
@@ -259,3 +261,92 @@ def test_class_sampling_is_refused_by_cocoop(make_cfg, restore_stdout):
     with pytest.raises(UserError, match="CLASS_SAMPLING"):
         build(make_cfg, "CoCoOp", "TRAINER.CLASS_SAMPLING.K", 4,
               config_file=os.path.join(REPO_ROOT, "configs", "trainers", "CoCoOp", "tiny_vit.yaml"))
+
+
+def count_image_tower_runs(trainer):
+    """How often the frozen CLIP image tower runs (student and teacher share it)."""
+    runs = []
+    trainer.model.image_encoder.visual.conv1.register_forward_hook(lambda *_: runs.append(1))
+    return runs
+
+
+@pytest.mark.parametrize("vision_depth,runs_per_step", [(0, 1), (3, 2)])
+def test_text_only_kd_runs_the_image_tower_once_per_step(make_cfg, restore_stdout, vision_depth,
+                                                        runs_per_step):
+    # Without vision prompts the student's image features are the frozen CLIP's, which the
+    # teacher (same CLIP) reuses; with them the teacher needs its own frozen pass.
+    trainer = build(make_cfg, "RPP", "TRAINER.RPP.PROMPT_DEPTH_VISION", vision_depth)
+    assert trainer.teacher_reuses_image_features == (vision_depth == 0)
+    batch = first_batch(trainer)
+    runs = count_image_tower_runs(trainer)
+    one_step(trainer, batch)
+    assert len(runs) == runs_per_step
+    # the reused features give the loss of a separate teacher pass
+    image, label = trainer.parse_batch_train(batch)
+    with torch.no_grad():
+        step = trainer.training_step(image, label)
+        kd = trainer.loss_terms(step)["loss_kd"]
+        teacher = trainer.teacher(image)  # its own frozen image pass
+    assert kd.item() == pytest.approx(kd_loss(step.logits, teacher).item(), rel=1e-5, abs=1e-7)
+
+
+def test_fixed_text_features_are_encoded_once_per_run(make_cfg, restore_stdout, monkeypatch):
+    trainer = build(make_cfg, "RPP", "TRAINER.RPP.PROMPT_DEPTH_TEXT", 0, "TRAINER.RPP.KD", False,
+                    "DATALOADER.TEST.BATCH_SIZE", 7)
+    calls = []
+    original = trainer.model.text_encoder.forward
+    monkeypatch.setattr(trainer.model.text_encoder, "forward",
+                        lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    trainer.test()
+    trainer.test()
+    one_step(trainer, first_batch(trainer))
+    trainer.test()
+    assert len(trainer.test_loader) > 1
+    assert len(calls) == 1
+
+
+TRAINING_ONLY_LINES = ("Parameters to be updated", "Class sampling:", "Knowledge distillation",
+                       "Turning off gradients", "load_model() is skipped")
+
+
+def run_train_py_in_process(demo_data_root, output_dir, trainer, *opts):
+    from conftest import DEMO_DATASET_CONFIG
+    from engine.launch import main
+
+    code = main(["--root", demo_data_root, "--seed", "1", "--trainer", trainer,
+                 "--dataset-config-file", DEMO_DATASET_CONFIG, "--config-file", RPP_CONFIG,
+                 "--output-dir", str(output_dir), *map(str, opts)])
+    assert code == 0
+    sys.stdout.flush()  # main() tees stdout into the log
+    return (output_dir / "log.txt").read_text()
+
+
+def test_eval_only_logs_say_only_what_applies(make_cfg, demo_data_root, restore_stdout, tmp_path):
+    source_dir = tmp_path / "pretrain"
+    source = build(make_cfg, "RPP", output_dir=str(source_dir))
+    source.save_model(0, str(source_dir))
+    sampling = ("TRAINER.CLASS_SAMPLING.K", 5)
+
+    log = run_train_py_in_process(demo_data_root, tmp_path / "transfer", "RPP_Transfer", "--eval-only",
+                                  "TRAINER.RPP_TRANSFER.PROMPTS", source_dir, *sampling)
+    checkpoint = source_dir / "prompt_learner" / "model.pth.tar-1"
+    assert f'Evaluating the pre-trained RPP prompts loaded from "{checkpoint}"' in log
+    assert "* accuracy:" in log
+    for line in TRAINING_ONLY_LINES:
+        assert line not in log, line
+
+    log = run_train_py_in_process(demo_data_root, tmp_path / "zeroshot", "ZeroshotCLIP", "--eval-only")
+    assert "Nothing to load: zero-shot CLIP evaluates the hand-crafted prompts" in log
+    assert "load_model() is skipped" not in log
+
+    log = run_train_py_in_process(demo_data_root, tmp_path / "frozen", "RPP", "--eval-only",
+                                  "TRAINER.RPP.PROMPT_DEPTH_TEXT", 0, "TRAINER.RPP.PROMPT_DEPTH_VISION", 0)
+    assert "Nothing to load: RPP has no learnable prompts with this config" in log
+    for line in TRAINING_ONLY_LINES:
+        assert line not in log, line
+
+    # a training run still says them
+    log = run_train_py_in_process(demo_data_root, tmp_path / "train", "RPP", *sampling,
+                                  "DATASET.NUM_SHOTS", 1, "OPTIM.MAX_EPOCH", 1, "TEST.NO_TEST", True)
+    for line in TRAINING_ONLY_LINES[:-1]:
+        assert line in log, line

@@ -3,6 +3,7 @@ scripts/base2new_compare.sh) run end to end on the demo data with the tiny CLIP.
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -10,8 +11,9 @@ from conftest import REPO_ROOT
 
 
 def run_script(script, *args, env, timeout=600):
+    # PYTHON: the scripts run train.py with the interpreter running the tests, not whatever python3 is
     full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", CFG="tiny_vit", SHOTS="2",
-                    EPOCHS="1", **env)
+                    EPOCHS="1", PYTHON=sys.executable, **env)
     result = subprocess.run(["bash", os.path.join(REPO_ROOT, script), *map(str, args)], cwd="/",
                             env=full_env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -55,7 +57,8 @@ def test_pretrain_then_zero_shot_transfer(demo_data_root, tmp_path):
 
 
 def test_transfer_of_a_missing_pretraining_run_fails_clearly(tmp_path):
-    env = dict(os.environ, OUTPUT=str(tmp_path), DATA=str(tmp_path), CFG="tiny_vit", SOURCE="demo")
+    env = dict(os.environ, OUTPUT=str(tmp_path), DATA=str(tmp_path), CFG="tiny_vit", SOURCE="demo",
+               PYTHON=sys.executable)
     result = subprocess.run(["bash", os.path.join(REPO_ROOT, "scripts/rpp/xd.sh"), "demo", "1"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "run pretrain.sh 1 first" in result.stderr

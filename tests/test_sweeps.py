@@ -37,9 +37,9 @@ def run_script(script, *args, env=None, timeout=60):
 def dry(tmp_path):
     """Run a script with train.py replaced by an echo; returns (result, [parsed commands])."""
     stub = tmp_path / "python-stub"
-    stub.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = train.py ]; then echo "TRAIN $*"; exit 0; fi\n'
+    stub.write_text(  # each argument shell-quoted, so "(32, 32)" stays one word
+        "#!/usr/bin/env bash\n"
+        'if [ "$1" = train.py ]; then printf TRAIN; printf " %q" "$@"; echo; exit 0; fi\n'
         f'exec "{sys.executable}" "$@"\n'
     )
     stub.chmod(0o755)
@@ -384,3 +384,67 @@ def test_maple_base2new_on_demo_end_to_end(demo_data_root, tmp_path):
     assert "SUBSAMPLE_CLASSES: new" in test_log and f"# classes  {new}\n" in test_log
     assert f"# classes  {base}\n" in train_log
     assert "NAME: MaPLe" in train_log and "PROMPT_DEPTH: 3" in train_log
+
+
+@pytest.mark.parametrize("spelling", ["imagenet21k", "imagenet_21k", "ImageNet-21K"])
+@pytest.mark.parametrize("method, trainer, cfg", [("rpp", "RPP", "vit_b16_in21k"), ("pomp", "POMP", "vit_b16_ep5")])
+def test_pretraining_reads_imagenet21k_under_any_spelling_into_one_folder(dry, method, trainer, cfg, spelling):
+    model_dir = f"{dry.output}/imagenet21k/{trainer}/{cfg}_16shots/seed1"
+    result, (train,) = dry(f"scripts/{method}/pretrain.sh", 1, SOURCE=spelling)
+    assert result.returncode == 0, result.stderr
+    assert train["flags"]["--dataset-config-file"] == "configs/datasets/imagenet21k.yaml"
+    assert train["flags"]["--output-dir"] == model_dir
+    fake_checkpoint(model_dir, 5)
+    result, tests = dry(f"scripts/{method}/dg.sh", 1, SOURCE=spelling)
+    assert result.returncode == 0, result.stderr
+    assert len(tests) == 4
+    for test in tests:  # RPP reads the prompts by a config key, POMP by --model-dir
+        assert model_dir in (test["opts"].get("TRAINER.RPP_TRANSFER.PROMPTS"), test["flags"].get("--model-dir"))
+
+
+def test_the_pretraining_source_defaults_to_imagenet21k(dry):
+    result, (train,) = dry("scripts/rpp/pretrain.sh", 1)
+    assert result.returncode == 0, result.stderr
+    assert train["flags"]["--dataset-config-file"] == "configs/datasets/imagenet21k.yaml"
+    assert train["flags"]["--output-dir"] == f"{dry.output}/imagenet21k/RPP/vit_b16_in21k_16shots/seed1"
+
+
+@pytest.mark.parametrize("typed, stem", [("ImageNet-Sketch", "imagenet_sketch"), ("imagenet-a", "imagenet_a"),
+                                         ("Food-101", "food101"), ("dtd", "dtd")])
+def test_dataset_arguments_are_read_as_the_config_stem_they_stand_for(dry, typed, stem):
+    model_dir = f"{dry.output}/imagenet/CoOp/vit_b16_ep50_ctxv1_16shots/seed1"
+    fake_checkpoint(model_dir, 50)
+    result, (test,) = dry("scripts/coop/xd_test.sh", typed, 1)
+    assert result.returncode == 0, result.stderr
+    assert test["flags"]["--dataset-config-file"] == f"configs/datasets/{stem}.yaml"
+    assert test["flags"]["--output-dir"] == f"{dry.output}/evaluation/CoOp/vit_b16_ep50_ctxv1_16shots/{stem}/seed1"
+    result, (test,) = dry("scripts/zsclip/zeroshot.sh", typed)
+    assert test["flags"]["--output-dir"] == f"{dry.output}/ZeroshotCLIP/vit_b16/{stem}"
+
+
+def test_an_unknown_dataset_stops_the_sweep_before_any_run(dry):
+    result, commands = dry("scripts/rpp/pretrain.sh", 1, SOURCE="imagenet_22k")
+    assert result.returncode == 2 and not commands
+    assert "no dataset config configs/datasets/imagenet_22k.yaml" in result.stderr
+
+
+@pytest.mark.slow
+def test_backbone_moves_train_and_test_onto_another_clip_and_trailing_opts_still_win(dry):
+    train_dir = f"{dry.output}/base2new/train_base/oxford_pets/shots_16/RPP/vit_b16_base2new/seed1"
+    fake_checkpoint(train_dir, 5)
+    result, (train, test) = dry("scripts/rpp/base2new.sh", "oxford_pets", 1, "TRAINER.RPP.PROMPT_DEPTH_TEXT", 2,
+                                BACKBONE="tiny-vit", COMPARE="")
+    assert result.returncode == 0, result.stderr
+    for command in (train, test):
+        assert command["opts"]["MODEL.BACKBONE.NAME"] == "tiny-vit"
+        assert command["opts"]["INPUT.SIZE"] == "(32, 32)"  # tiny-vit's image_size (models/backbones.py)
+        assert command["opts"]["TRAINER.RPP.PROMPT_DEPTH_VISION"] == "3"  # 9 in the recipe, 3 layers
+    words = shlex.split(result.stdout.splitlines()[[i for i, line in enumerate(result.stdout.splitlines())
+                                                    if line.startswith("TRAIN ")][0]][len("TRAIN "):])
+    # the user's opt comes after BACKBONE's cap, so train.py (last one wins) uses 2
+    assert words.index("2") > words.index("3") and words[words.index("2") - 1] == "TRAINER.RPP.PROMPT_DEPTH_TEXT"
+    assert result.stdout.count("BACKBONE=tiny-vit: MODEL.BACKBONE.NAME tiny-vit INPUT.SIZE (32, 32)") == 1
+
+    result, commands = dry("scripts/coop/base2new.sh", "dtd", 1, BACKBONE="no-such-clip")
+    assert result.returncode == 2 and not commands
+    assert result.stderr.strip().startswith("error: BACKBONE=no-such-clip: Unknown backbone")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine import build_trainer
-from trainers.clip_trainer import PromptCheckpointMismatch
+from engine.bundled.utils.checkpoint import CheckpointMismatch
 
 
 def quiet_train(trainer):
@@ -14,6 +14,7 @@ def quiet_train(trainer):
     trainer.close_writer()
 
 
+@pytest.mark.real_dassl
 def test_only_the_prompt_is_trainable_and_checkpointed(make_cfg):
     trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2))
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
@@ -22,6 +23,7 @@ def test_only_the_prompt_is_trainable_and_checkpointed(make_cfg):
     assert list(trainer.model.prompt_learner.state_dict()) == ["ctx"]
 
 
+@pytest.mark.real_dassl
 def test_log_line_checkpoints_and_lr_schedule(make_cfg, tmp_path, capsys, restore_stdout):
     out = str(tmp_path / "run")
     cfg = make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 3,
@@ -51,6 +53,7 @@ def test_log_line_checkpoints_and_lr_schedule(make_cfg, tmp_path, capsys, restor
     assert "Finish training" in printed and "* accuracy:" in printed
 
 
+@pytest.mark.real_dassl
 def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path, capsys, restore_stdout):
     out = str(tmp_path / "run")
     first = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 2,
@@ -67,6 +70,7 @@ def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path, capsys, r
     assert "Found checkpoint at" in capsys.readouterr().out
 
 
+@pytest.mark.real_dassl
 def test_best_val_saves_and_deploys_the_best_model(make_cfg, tmp_path, capsys, restore_stdout):
     out = str(tmp_path / "run")
     trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 2,
@@ -80,6 +84,7 @@ def test_best_val_saves_and_deploys_the_best_model(make_cfg, tmp_path, capsys, r
     assert best["val_result"] is not None
 
 
+@pytest.mark.real_dassl
 def test_checkpoint_with_other_prompt_shape_fails_clearly(make_cfg, tmp_path, restore_stdout):
     out = str(tmp_path / "run")
     trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 1,
@@ -87,10 +92,11 @@ def test_checkpoint_with_other_prompt_shape_fails_clearly(make_cfg, tmp_path, re
     quiet_train(trainer)
     other = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "TRAINER.COOP.CTX_INIT", "",
                                    "TRAINER.COOP.N_CTX", 8))
-    with pytest.raises(PromptCheckpointMismatch, match=r"model.pth.tar-1.*ctx: file \(4, 32\) vs model \(8, 32\)"):
+    with pytest.raises(CheckpointMismatch, match=r"model.pth.tar-1.*ctx: file \(4, 32\) vs model \(8, 32\)"):
         other.load_model(out, epoch=1)
 
 
+@pytest.mark.real_dassl
 def test_coop_without_training_equals_zeroshot_clip(make_cfg, restore_stdout):
     coop = build_trainer(make_cfg("CoOp", "TRAINER.COOP.CTX_INIT", "a photo of a"))
     zeroshot = build_trainer(make_cfg("ZeroshotCLIP"))
@@ -101,3 +107,34 @@ def test_coop_without_training_equals_zeroshot_clip(make_cfg, restore_stdout):
         expected = zeroshot.model_inference(image)
         got = coop.model_inference(image)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_load_model_deploys_the_best_else_the_last_epoch(make_cfg, tmp_path, capsys, restore_stdout):
+    from engine.user_errors import is_user_error
+
+    out = str(tmp_path / "run")
+    trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2, "OPTIM.MAX_EPOCH", 2,
+                                     "TRAIN.CHECKPOINT_FREQ", 1, "TEST.NO_TEST", True, output_dir=out))
+    quiet_train(trainer)
+    fresh = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2))
+    capsys.readouterr()
+    fresh.load_model(out)  # no model-best.pth.tar: the last epoch, as for every trainer
+    last = os.path.join(out, "prompt_learner", "model.pth.tar-2")
+    assert f"Load {last} to prompt_learner (epoch=2, val_result=None)" in capsys.readouterr().out
+    assert torch.equal(fresh.model.prompt_learner.ctx, trainer.model.prompt_learner.ctx)
+    with pytest.raises(FileNotFoundError, match=r"model\.pth\.tar-7") as missing:
+        fresh.load_model(out, epoch=7)
+    assert is_user_error(missing.value)  # train.py prints it as one error line
+
+
+def test_official_coop_checkpoints_load_without_their_class_buffers(make_cfg, tmp_path, restore_stdout):
+    trainer = build_trainer(make_cfg("CoOp", "DATASET.NUM_SHOTS", 2))
+    ctx = torch.randn_like(trainer.model.prompt_learner.ctx)
+    folder = tmp_path / "official" / "prompt_learner"
+    folder.mkdir(parents=True)
+    # what the official CoOp saves: ctx plus frozen per-class embeddings of its class names
+    torch.save({"state_dict": {"ctx": ctx, "token_prefix": torch.zeros(3, 1, 32),
+                               "token_suffix": torch.zeros(3, 72, 32)}, "epoch": 50},
+               folder / "model.pth.tar-50")
+    trainer.load_model(str(tmp_path / "official"), epoch=50)
+    assert torch.equal(trainer.model.prompt_learner.ctx, ctx)

@@ -1,25 +1,30 @@
-"""Compare our CoOp / MaPLe / IVLP with the authors' code on one tiny random CLIP, in fp32.
+"""Compare our CoOp / CoCoOp / MaPLe / IVLP / VPT with the authors' code, in fp32.
 
-Both implementations get the same CLIP weights (a seeded random open_clip model whose
+Both implementations get the same tiny CLIP (a seeded random open_clip model whose
 widths the official code accepts), the same class names, the same prompt parameters and
-the same images. Printed: whether they tokenize and initialise alike, the largest logit
-difference, and the largest difference of every prompt parameter after one identical
-SGD step. Exit status 1 when a difference exceeds --tolerance.
+the same images. Printed: whether they tokenize and initialise alike (VPT, whose text is
+fixed: whether the class text features agree), the largest logit difference, and the
+largest difference of every prompt parameter after one identical SGD step. Exit status 1
+when a difference exceeds --tolerance.
 
-The official code is never copied here: point --official at a clone outside this repo.
-Its trainers import Dassl, so run this with a Python that has Dassl installed:
+The official code is never copied here: point --official at a clone outside this repo
+(CoOp and CoCoOp: github.com/KaiyangZhou/CoOp; MaPLe, IVLP and VPT:
+github.com/muzairkhattak/multimodal-prompt-learning). Its trainers import Dassl, so run
+this with Dassl importable, e.g. a Dassl.pytorch checkout on PYTHONPATH:
 
-    /work/ext/dassl-venv/bin/python tools/compare_official.py coop --official /work/ext/official-CoOp
-    /work/ext/dassl-venv/bin/python tools/compare_official.py maple \
-        --official /work/ext/official-multimodal-prompt-learning
-    (ivlp: the same, with the MaPLe repository)
+    PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py coop --official PATH/TO/CoOp
+    (cocoop: the same, with the CoOp repository; coop --all-coop-variants: every CoOp layout)
+    PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py maple \
+        --official PATH/TO/multimodal-prompt-learning
+    (ivlp, vpt: the same, with the MaPLe repository)
 
-Two adjustments make the official code run in fp32 on a tiny model, both stated in the
-output: (1) its CLIP is built with the class constructor, as its ``build_model`` derives
-the number of heads as width // 64 and we pass the same shapes explicitly; (2) for MaPLe
-and IVLP, whose prompt paths call ``.half()`` on tensors (MaPLe also on ``proj``) because
-they only run in fp16, those casts are made no-ops while the official model is built and
-run, and the model is cast to fp32.
+Adjustments that make the official code run in fp32 on a CPU and a tiny model, each
+stated in the output: (1) its CLIP is built with the class constructor, as its
+``build_model`` derives the number of heads as width // 64 and we pass the same shapes
+explicitly; (2) for MaPLe, IVLP and VPT, whose prompt paths call ``.half()`` on tensors
+(MaPLe also on ``proj``) because they only run in fp16, those casts are made no-ops while
+the official model is built and run, and the model is cast to fp32; (3) for VPT, whose
+forward moves its fixed text features with ``.cuda()``, that call is a no-op.
 """
 import argparse
 import contextlib
@@ -43,13 +48,20 @@ CLASSNAMES = ["dog", "sea_lion", "Boeing 737-800", "forest", "red striped triang
 BACKBONE = "compare-vit"
 # Widths: multiples of 64 (the official ViT derives heads as width // 64). MaPLe's
 # official prompt learner hard-codes text width 512 and vision width 768.
+# CoCoOp's meta-net is Linear(64, 64 // 16 = 4) -> ReLU -> Linear(4, 128).
 SHAPES = {
     "coop": dict(embed_dim=64, vision_width=128, text_width=128, layers=3),
+    "cocoop": dict(embed_dim=64, vision_width=128, text_width=128, layers=3),
     "maple": dict(embed_dim=64, vision_width=768, text_width=512, layers=4),
     "ivlp": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
+    "vpt": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
 }
-OFFICIAL_TRAINER_FILES = {"coop": "coop.py", "maple": "maple.py", "ivlp": "independentVL.py"}
-OFFICIAL_USES_HALF_CASTS = {"maple", "ivlp"}
+OFFICIAL_TRAINER_FILES = {"coop": "coop.py", "cocoop": "cocoop.py", "maple": "maple.py",
+                          "ivlp": "independentVL.py", "vpt": "vpt.py"}
+OFFICIAL_USES_HALF_CASTS = {"maple", "ivlp", "vpt"}
+OFFICIAL_USES_CUDA_CALLS = {"vpt"}
+# Methods whose official code keeps (some) prompts in its CLIP's layers, named ``VPT*``.
+OFFICIAL_PROMPTS_IN_CLIP = {"ivlp", "vpt"}
 IMAGE_SIZE, PATCH_SIZE, CONTEXT_LENGTH, VOCAB_SIZE = 32, 8, 77, 49408
 SGD = dict(lr=0.0035, momentum=0.9, weight_decay=5e-4)
 
@@ -115,9 +127,15 @@ def build_cfg(method, coop_variant=COOP_VARIANTS[0]):
         opts = cfg.TRAINER.COOP
         opts.N_CTX = 4
         opts.CTX_INIT, opts.CSC, opts.CLASS_TOKEN_POSITION = coop_variant
+    elif method == "cocoop":
+        opts = cfg.TRAINER.COCOOP
+        opts.N_CTX, opts.CTX_INIT = 4, "a photo of a"
     elif method == "maple":
         opts = cfg.TRAINER.MAPLE
         opts.N_CTX, opts.CTX_INIT, opts.PROMPT_DEPTH = 2, "a photo of a", 3
+    elif method == "vpt":  # the official VPT's text is "a photo of a {class}." (our default)
+        opts = cfg.TRAINER.VPT
+        opts.N_CTX_VISION, opts.PROMPT_DEPTH_VISION, opts.CTX_INIT = 2, 3, "a photo of a"
     else:
         opts = cfg.TRAINER.IVLP
         opts.N_CTX_TEXT, opts.N_CTX_VISION, opts.CTX_INIT = 2, 2, "a photo of a"
@@ -139,6 +157,10 @@ def official_clip(official_model, ours, shape, cfg, method):
         args.append({"trainer": "IVLP", "vision_depth": opts.PROMPT_DEPTH_VISION,
                      "language_depth": opts.PROMPT_DEPTH_TEXT, "vision_ctx": opts.N_CTX_VISION,
                      "language_ctx": opts.N_CTX_TEXT})
+    elif method == "vpt":
+        opts = cfg.TRAINER.VPT
+        args.append({"trainer": "VPT", "vision_depth": opts.PROMPT_DEPTH_VISION,
+                     "vision_ctx": opts.N_CTX_VISION, "language_depth": 0, "language_ctx": 0})
     model = official_model.CLIP(*args)
     # Strict but for the prompts that the official IVLP/VPT blocks own (copied later).
     missing, unexpected = model.load_state_dict(ours.state_dict(), strict=False)
@@ -148,14 +170,26 @@ def official_clip(official_model, ours, shape, cfg, method):
 
 
 @contextlib.contextmanager
-def half_is_a_no_op():
-    """Make ``Tensor.half()`` return the tensor itself (the official fp16-only casts)."""
-    original = torch.Tensor.half
-    torch.Tensor.half = lambda self, *args, **kwargs: self
+def tensor_method_is_a_no_op(name):
+    """Make ``Tensor.<name>()`` return the tensor itself (the official code's fp16-only
+    ``.half()`` casts, or VPT's ``.cuda()`` on a CPU)."""
+    original = getattr(torch.Tensor, name)
+    setattr(torch.Tensor, name, lambda self, *args, **kwargs: self)
     try:
         yield
     finally:
-        torch.Tensor.half = original
+        setattr(torch.Tensor, name, original)
+
+
+@contextlib.contextmanager
+def official_adjustments(method):
+    """The no-op casts the official ``method`` needs while it is built and run."""
+    with contextlib.ExitStack() as stack:
+        if method in OFFICIAL_USES_HALF_CASTS:
+            stack.enter_context(tensor_method_is_a_no_op("half"))
+        if method in OFFICIAL_USES_CUDA_CALLS:
+            stack.enter_context(tensor_method_is_a_no_op("cuda"))
+        yield
 
 
 def our_prompt_parameters(model):
@@ -171,9 +205,9 @@ def official_prompt_parameters(model):
 
 def official_name(method, ours):
     """The official name of our prompt parameter ``ours``. Ours keep every prompt in the
-    prompt learner; the official IVLP keeps the deeper ones (and the first vision one)
-    in the CLIP layers that use them."""
-    if method != "ivlp":
+    prompt learner; the official IVLP and VPT keep the deeper ones (and the first vision
+    one) in the CLIP layers that use them."""
+    if method not in OFFICIAL_PROMPTS_IN_CLIP:
         return ours
     parts = ours.split(".")
     if parts[1] == "deep_text_prompts":  # the prompts of text layers 1, 2, ...
@@ -210,8 +244,12 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     theirs_clip = official_clip(official_model, ours_clip, shape, cfg, method)
     if method == "coop":
         from trainers.coop import CoOp as OurTrainer
+    elif method == "cocoop":
+        from trainers.cocoop import CoCoOp as OurTrainer
     elif method == "maple":
         from trainers.maple import MaPLe as OurTrainer
+    elif method == "vpt":
+        from trainers.vpt import VPT as OurTrainer
     else:
         from trainers.ivlp import IVLP as OurTrainer
     # Our trainers get the class names from ClipTrainer.classnames, which turns "_" into
@@ -219,7 +257,7 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     our_classnames = [name.replace("_", " ") for name in CLASSNAMES]
     torch.manual_seed(0)  # our random prompt initialisations (copied to theirs): fixed numbers
     ours = OurTrainer.build_prompted_model(cfg, ours_clip, our_classnames).float().eval()
-    casts = half_is_a_no_op if method in OFFICIAL_USES_HALF_CASTS else contextlib.nullcontext
+    casts = functools.partial(official_adjustments, method)
     with casts():
         theirs = official_trainer.CustomCLIP(cfg, CLASSNAMES, theirs_clip).float().eval()
     our_params, their_params = our_prompt_parameters(ours), official_prompt_parameters(theirs)
@@ -234,10 +272,19 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
         worst = max(worst, value)
         report.append(f"{'ok  ' if value <= limit else 'FAIL'} {label}: max |diff| = {value:.3g}")
 
-    same_tokens = torch.equal(ours.prompt_learner.tokenized_prompts.cpu(),
-                              theirs.prompt_learner.tokenized_prompts.cpu())
-    check("tokenized class prompts (ours vs official clip.tokenize)", 0.0 if same_tokens else 1.0)
-    if method != "coop" or coop_variant[0]:  # random initialisations differ; they are copied below
+    if method == "vpt":  # fixed text: the official code encodes it once, at construction
+        with torch.no_grad():
+            their_text = F.normalize(theirs.embeddings.return_fixed_embeddings().float(), dim=-1)
+            check('fixed class text features ("a photo of a {class}.")',
+                  max_diff(ours.all_text_features(), their_text))
+    else:
+        same_tokens = torch.equal(ours.prompt_learner.tokenized_prompts.cpu(),
+                                  theirs.prompt_learner.tokenized_prompts.cpu())
+        check("tokenized class prompts (ours vs official clip.tokenize)",
+              0.0 if same_tokens else 1.0)
+    # Random initialisations differ (they are copied below); word initialisations must not.
+    ctx_from_words = method != "vpt" and (method != "coop" or coop_variant[0])
+    if ctx_from_words:
         check('initial ctx from "a photo of a"',
               max_diff(ours.prompt_learner.ctx, theirs.prompt_learner.ctx))
 
@@ -273,6 +320,8 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
           "its constructor with the same shapes holds our weights".format(**shape))
     if method in OFFICIAL_USES_HALF_CASTS:
         print("   official model: .half() casts made no-ops and the model cast to fp32")
+    if method in OFFICIAL_USES_CUDA_CALLS:
+        print("   official model: .cuda() made a no-op (this runs on the CPU)")
     print("\n".join("   " + line for line in report))
     return worst <= tolerance
 

@@ -12,13 +12,15 @@ Writes ``PREFIX.npy`` and ``PREFIX.pt``: the L2-normalised text embeddings of th
 prompts, float32 [num_classes, dim], row i for line i of the class-name file (blank lines
 are skipped; "_" reads as a space, as for dataset class names). That is the format
 open-vocabulary detectors and segmenters load as a classifier (Detic's
-``--zeroshot_weight_path``). Classes are encoded ``--chunk-size`` at a time, so 21K names
-fit in memory. Features are computed in fp32 whatever the trainer's PREC.
+``--zeroshot_weight_path``). Classes are encoded ``--chunk-size`` at a time (by the model's
+own ``PromptedCLIP.all_text_features``, as in evaluation), so 21K names fit in memory.
+Features are computed in fp32 whatever the trainer's PREC.
 
 The config is built as train.py builds it (defaults, the trainer YAML, --backbone,
 trailing KEY VALUE overrides), so pass the overrides the run was trained with
-(e.g. TRAINER.COOP.N_CTX 16). Without --load-epoch the checkpoint is
-``prompt_learner/model-best.pth.tar`` if present, else the last ``model.pth.tar-<N>``.
+(e.g. TRAINER.COOP.N_CTX 16). --model-dir is the run folder, its ``prompt_learner``
+folder or a checkpoint file; without --load-epoch the checkpoint is ``model-best.pth.tar``
+if present, else the last ``model.pth.tar-<N>`` (the rule train.py --eval-only follows).
 Exit status: 0, or 2 with one ``error:`` line on bad input.
 """
 import argparse
@@ -30,20 +32,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
-from engine import TRAINER_REGISTRY, get_cfg_default, load_checkpoint  # noqa: E402
+from engine import TRAINER_REGISTRY, get_cfg_default  # noqa: E402
 from engine.bundled.registry import closest_match  # noqa: E402
-from engine.bundled.utils.checkpoint import find_checkpoint  # noqa: E402
+from engine.bundled.utils.checkpoint import load_weights  # noqa: E402
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list  # noqa: E402
 from engine.config_extension import extend_cfg  # noqa: E402
 from engine.user_errors import UserError, is_user_error  # noqa: E402
 from models.clip_loader import load_clip_from_cfg  # noqa: E402
-from trainers.clip_trainer import load_prompt_state  # noqa: E402
 from models.zero_shot import class_text_features  # noqa: E402
+from trainers.prompt_trainer import find_prompt_checkpoint  # noqa: E402
 from trainers.zsclip import ZeroshotCLIP, zeroshot_templates  # noqa: E402
-
-PROMPT_MODULE = "prompt_learner"  # the name prompt trainers register their checkpoint under
 
 
 class ExportError(UserError):
@@ -55,7 +54,8 @@ def build_parser():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trainer", required=True, help="registered trainer name (CoOp, ZeroshotCLIP, ...)")
     parser.add_argument("--config-file", default="", help="the trainer YAML the run used")
-    parser.add_argument("--model-dir", default="", help="the run's output folder (not for ZeroshotCLIP)")
+    parser.add_argument("--model-dir", default="",
+                        help="the run's output folder, or a checkpoint file (not for ZeroshotCLIP)")
     parser.add_argument("--load-epoch", type=int, help="load model.pth.tar-<N> (default: best, else last)")
     parser.add_argument("--classnames", required=True, help="text file, one class name per line")
     parser.add_argument("--output", required=True, help="output prefix: writes PREFIX.npy and PREFIX.pt")
@@ -99,12 +99,11 @@ def trainer_class(name):
 
 
 def checkpoint_path(model_dir, load_epoch):
-    folder = os.path.join(model_dir, PROMPT_MODULE)
-    path = find_checkpoint(folder, load_epoch)
+    path = find_prompt_checkpoint(model_dir, load_epoch)
     if path is None:
         wanted = (f"model.pth.tar-{load_epoch}" if load_epoch is not None
                   else "model-best.pth.tar or model.pth.tar-<N>")
-        raise ExportError(f"no checkpoint {wanted} in {folder}")
+        raise ExportError(f"no checkpoint {wanted} in {model_dir} (nor in its prompt_learner folder)")
     return path
 
 
@@ -115,18 +114,12 @@ def load_prompted_model(cls, cfg, clip_model, classnames, model_dir, load_epoch)
         raise ExportError(f"{cls.__name__} conditions its prompts on each image: "
                           "it has no fixed class embedding to export")
     path = checkpoint_path(model_dir, load_epoch)
-    checkpoint = load_checkpoint(path)
     # Official CoOp-style checkpoints also hold frozen per-class buffers; they belong to
     # the training class names, not to these.
-    ignored = getattr(cls, "ignored_checkpoint_keys", ())
-    state_dict = {k: v for k, v in checkpoint["state_dict"].items() if k.split(".")[-1] not in ignored}
-    load_prompt_state(model.prompt_learner, state_dict, path)
+    checkpoint = load_weights(model.prompt_learner, path, cls.ignored_checkpoint_keys,
+                              cls.checkpoint_mismatch_hint)
     print(f"Loaded {path} (epoch {checkpoint.get('epoch', '?')})")
     return model.eval()
-
-
-def chunks(count, size):
-    return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 @torch.no_grad()
@@ -135,31 +128,20 @@ def encode(args, cfg, classnames):
     cls = trainer_class(args.trainer)
     device = torch.device(args.device)
     clip_model = load_clip_from_cfg(cfg, device=device).eval()
-    progress = tqdm(total=len(classnames), desc="Encoding classes", unit="class", disable=None)
-    features = []
+    print(f"Encoding {len(classnames):,} classes, {args.chunk_size} at a time")
     if issubclass(cls, ZeroshotCLIP):
         if args.model_dir:
             raise ExportError(f"{args.trainer} learns nothing: drop --model-dir")
-        ensemble = cls.use_template_ensemble or cfg.TRAINER.ZSCLIP.ENSEMBLE
-        templates = zeroshot_templates(cfg.DATASET.NAME, ensemble)
-        source = f"templates {templates}"
-        for start, end in chunks(len(classnames), args.chunk_size):
-            features.append(class_text_features(clip_model, classnames[start:end], templates).cpu())
-            progress.update(end - start)
-    else:
-        if not hasattr(cls, "build_prompted_model"):
-            raise ExportError(f"trainer {args.trainer} has no prompted model to export")
-        if not args.model_dir:
-            raise ExportError(f"--model-dir is needed for {args.trainer} (the run to export)")
-        model = load_prompted_model(cls, cfg, clip_model, classnames, args.model_dir, args.load_epoch)
-        model.to(device)
-        source = f"{args.trainer} prompt from {args.model_dir}"
-        for start, end in chunks(len(classnames), args.chunk_size):
-            ids = torch.arange(start, end, device=device)
-            features.append(model.encode_class_prompts(ids).float().cpu())
-            progress.update(end - start)
-    progress.close()
-    return torch.cat(features), source
+        templates = zeroshot_templates(cfg.DATASET.NAME, cls.use_template_ensemble or cls.options(cfg).ENSEMBLE)
+        features = class_text_features(clip_model, classnames, templates, batch_size=args.chunk_size)
+        return features.float().cpu(), f"templates {templates}"
+    if not hasattr(cls, "build_prompted_model"):
+        raise ExportError(f"trainer {args.trainer} has no prompted model to export")
+    if not args.model_dir:
+        raise ExportError(f"--model-dir is needed for {args.trainer} (the run to export)")
+    model = load_prompted_model(cls, cfg, clip_model, classnames, args.model_dir, args.load_epoch)
+    model.to(device).text_chunk_classes = args.chunk_size
+    return model.all_text_features().float().cpu(), f"{args.trainer} prompt from {args.model_dir}"
 
 
 def output_prefix(path):

@@ -8,6 +8,8 @@
     # cross-dataset (ImageNet -> 10 targets), domain generalisation, few-shot
     python tools/parse_results.py xd --method CoOp/vit_b16_ep50
     python tools/parse_results.py dg --method CoOp/vit_b16_ep50
+    # prompts pre-trained on ImageNet-21K (scripts/{rpp,pomp}/pretrain.sh, xd.sh, dg.sh)
+    python tools/parse_results.py xd --source imagenet21k --method RPP/vit_b16_in21k --method POMP/vit_b16_ep5
     python tools/parse_results.py fewshot --method CoOp --shots 4 --format csv > coop_4shots.csv
     # any folder of seed<N> runs, like CoOp's parse_test_res.py
     python tools/parse_results.py --dir output/oxford_pets/CoOp/vit_b16_16shots
@@ -32,6 +34,7 @@ from tabulate import tabulate  # noqa: E402
 
 from tools.results import reference  # noqa: E402
 from tools.results.aggregate import seed_cell  # noqa: E402
+from tools.results.catalog import canonical_dataset  # noqa: E402
 from tools.results.chart import save_bar_chart  # noqa: E402
 from tools.results.collect import (  # noqa: E402
     Experiment, Method, find_experiments, make_protocol, read_experiments, seed_dirs,
@@ -55,9 +58,11 @@ def build_parser():
     parser.add_argument("--shots", type=int, default=16, help="SHOTS of the sweep (default 16)")
     parser.add_argument("--seeds", type=int, nargs="+",
                         help="the seeds every run should have (default: all seeds found)")
-    parser.add_argument("--datasets", nargs="+",
+    parser.add_argument("--datasets", nargs="+", type=canonical_dataset,
                         help="dataset folder names (default: the protocol's standard list)")
-    parser.add_argument("--source", default="imagenet", help="source dataset of xd/dg (default imagenet)")
+    parser.add_argument("--source", default="imagenet", type=canonical_dataset,
+                        help="source dataset of xd/dg (default imagenet; imagenet21k for the "
+                             "pre-training sweeps, imagenet_21k accepted)")
     parser.add_argument("--reference", action="append", default=[], metavar="METHOD",
                         help="add the published numbers of METHOD as a row (repeatable)")
     parser.add_argument("--reference-file", default=reference.DEFAULT_FILE,

@@ -1,10 +1,11 @@
 """CoCoOp (Zhou et al., CVPR 2022): CoOp's generic context plus a per-image shift.
 
-A small meta-net maps each image's CLIP feature to one vector that is added to every
-context token, so every image gets its own set of class prompts. Unlike the reference
-implementation, which runs the text encoder once per image in a Python loop, all
-images' prompts go through the text encoder together as one [B * n_cls, L, D] batch
-(split into chunks of at most ``max_text_sequences`` sequences to bound memory).
+A small meta-net maps each image's unit-norm CLIP feature (normalised first, as in the
+published code) to one vector that is added to every context token, so every image
+gets its own set of class prompts. Unlike the reference implementation, which runs the
+text encoder once per image in a Python loop, all images' prompts go through the text
+encoder together as one [B * n_cls, L, D] batch (split into chunks of at most
+``max_text_sequences`` sequences to bound memory).
 
 Only the prompt learner (``ctx`` and ``meta_net``) is trained and checkpointed; its
 state-dict keys match the reference checkpoints (``ctx``, ``meta_net.linear1.*``,
@@ -17,25 +18,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.prompt_init import init_context
-from models.prompted_clip import PromptedCLIP
+from models.prompted_clip import CLIPOutputs, PromptedCLIP
 from trainers.prompt_trainer import PromptTrainer
 
 # Sequences per text-encoder call; a batch of images is split into groups of whole
 # images so that one group holds at most this many (one image's classes always fit).
 MAX_TEXT_SEQUENCES = 4096
-
-
-@config_extension
-def add_cocoop_keys(cfg):
-    add_node(cfg, "TRAINER.COCOOP", {
-        "N_CTX": 16,  # number of context vectors
-        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
-    })
 
 
 def image_feature_dim(clip_model):
@@ -61,6 +52,9 @@ def build_meta_net(vis_dim, ctx_dim):
 
 class CoCoOpPromptLearner(AssembledPrompts, nn.Module):
     """Generic context ``ctx`` [n_ctx, D] + ``meta_net``; prompts conditioned on images."""
+
+    learns_text = True
+    learns_vision = False
 
     def __init__(self, clip_model, classnames, n_ctx, ctx_init):
         super().__init__()
@@ -92,7 +86,8 @@ class ConditionedCLIP(PromptedCLIP):
         self.max_text_sequences = max_text_sequences
 
     def text_features(self, image_features):
-        """Normalised class features [B, n_cls, E], one set per image (never cached)."""
+        """Normalised class features [B, n_cls, E], one set per image (never cached), for
+        unit-norm image features [B, E]."""
         learner = self.prompt_learner
         n_cls = learner.n_cls
         images_per_call = max(1, self.max_text_sequences // n_cls)
@@ -105,17 +100,24 @@ class ConditionedCLIP(PromptedCLIP):
             chunks.append(features.float().reshape(group.shape[0], n_cls, -1))
         return F.normalize(torch.cat(chunks), dim=-1)
 
-    def forward(self, image):
-        image_features = self.image_encoder(image)
+    def forward(self, image, return_features=False):
+        # The published order: the meta-net sees the unit-norm feature the logits use (raw
+        # CLIP features have norms of ~10, a different meta-net input scale).
+        image_features = F.normalize(self.image_encoder(image).float(), dim=-1)
         text_features = self.text_features(image_features)
-        image_features = F.normalize(image_features.float(), dim=-1)
         logits = torch.einsum("be,bce->bc", image_features, text_features)
-        return self.logit_scale.exp().float() * logits
+        logits = self.logit_scale.exp().float() * logits
+        return CLIPOutputs(logits, image_features, text_features) if return_features else logits
 
 
 @TRAINER_REGISTRY.register()
 class CoCoOp(PromptTrainer):
     config_node = "COCOOP"
+    config_keys = {
+        "N_CTX": 16,  # number of context vectors
+        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+    }
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
@@ -125,6 +127,6 @@ class CoCoOp(PromptTrainer):
 
     @classmethod
     def build_prompted_model(cls, cfg, clip_model, classnames):
-        opts = cfg.TRAINER.COCOOP
+        opts = cls.options(cfg)
         prompt_learner = CoCoOpPromptLearner(clip_model, classnames, opts.N_CTX, opts.CTX_INIT)
         return ConditionedCLIP(clip_model, prompt_learner)

@@ -2,22 +2,10 @@
 import torch.nn as nn
 
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.prompt_init import init_context
 from models.prompted_clip import PromptedCLIP
 from trainers.prompt_trainer import PromptTrainer
-
-
-@config_extension
-def add_coop_keys(cfg):
-    add_node(cfg, "TRAINER.COOP", {
-        "N_CTX": 16,  # number of context vectors
-        "CSC": False,  # class-specific context
-        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
-        "CLASS_TOKEN_POSITION": "end",  # end | middle | front
-    })
 
 
 class CoOpPromptLearner(AssembledPrompts, nn.Module):
@@ -37,9 +25,7 @@ class CoOpPromptLearner(AssembledPrompts, nn.Module):
         )
 
     learns_text = True
-
-    def forward(self, class_ids=None):
-        return self.assembler(self.ctx, class_ids)
+    learns_vision = False
 
     def text_inputs(self, class_ids=None):
         return self.assembler.text_inputs(self.ctx, class_ids)
@@ -51,10 +37,17 @@ class CoOpPromptLearner(AssembledPrompts, nn.Module):
 @TRAINER_REGISTRY.register()
 class CoOp(PromptTrainer):
     config_node = "COOP"
+    config_keys = {
+        "N_CTX": 16,  # number of context vectors
+        "CSC": False,  # class-specific context
+        "CTX_INIT": "",  # initialisation words, e.g. "a photo of a"
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+        "CLASS_TOKEN_POSITION": "end",  # end | middle | front
+    }
 
     @classmethod
     def build_prompted_model(cls, cfg, clip_model, classnames):
-        opts = cfg.TRAINER[cls.config_node]
+        opts = cls.options(cfg)
         prompt_learner = CoOpPromptLearner(
             clip_model, classnames, opts.N_CTX, opts.CTX_INIT, opts.CSC,
             opts.CLASS_TOKEN_POSITION,

@@ -1,7 +1,6 @@
-"""IVLP (independent vision-language deep prompting, from the MaPLe paper) and the
-trainer base shared by the deep-prompt baselines (IVLP, VPT, MaPLe).
+"""IVLP (independent vision-language deep prompting, from the MaPLe paper).
 
-IVLP: text prompts ``ctx`` [N_CTX_TEXT, text width] in tokens [1:1+n] of every class
+Text prompts ``ctx`` [N_CTX_TEXT, text width] in tokens [1:1+n] of every class
 prompt (first-layer ctx from the first N_CTX_TEXT tokens of CTX_INIT, the rest of
 CTX_INIT kept as fixed words), replaced in text layers 1..PROMPT_DEPTH_TEXT-1; vision
 prompts [N_CTX_VISION, vision width] appended to the image tokens and replaced in vision
@@ -10,7 +9,6 @@ layers 1..PROMPT_DEPTH_VISION-1. The two sides are learned independently.
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.deep_prompts import (
     DeepPromptHook,
@@ -22,60 +20,18 @@ from models.deep_prompts import (
     text_slots,
     vision_slots,
 )
-from models.prompted_clip import PromptedCLIP
-from models.vision_encoder import VisionEncoder
-from trainers.prompt_trainer import PromptTrainer
-
-
-@config_extension
-def add_ivlp_keys(cfg):
-    add_node(cfg, "TRAINER.IVLP", {
-        "N_CTX_VISION": 2,  # number of vision prompt tokens
-        "N_CTX_TEXT": 2,  # number of text prompt tokens
-        "CTX_INIT": "a photo of a",  # text initialisation; its first N_CTX_TEXT tokens are learned
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
-        "PROMPT_DEPTH_VISION": 9,  # layers with vision prompts (0: none)
-        "PROMPT_DEPTH_TEXT": 9,  # layers with text prompts (>= 1)
-    })
-
-
-# --------------------------------------------------------------------------- shared trainer base
-
-
-class DeepPromptTrainer(PromptTrainer):
-    """A deep prompt learner (``build_prompt_learner``) on the frozen text and vision towers."""
-
-    @classmethod
-    def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
-        raise NotImplementedError
-
-    @classmethod
-    def build_prompted_model(cls, cfg, clip_model, classnames):
-        image_encoder = VisionEncoder(clip_model, cfg.MODEL.BACKBONE.NAME)
-        prompt_learner = cls.build_prompt_learner(cfg, clip_model, image_encoder, classnames)
-        return PromptedCLIP(clip_model, prompt_learner, image_encoder)
-
-
-def vision_depth(image_encoder, depth, key, minimum=0):
-    """Checked vision prompt depth; a non-ViT tower only accepts 0."""
-    if int(depth) == 0 and minimum == 0:
-        return 0
-    image_encoder.check_prompts_supported()
-    return check_depth(depth, image_encoder.num_layers, key, minimum)
-
-
-# --------------------------------------------------------------------------- IVLP
+from trainers.deep_prompt_trainer import DeepPromptTrainer, vision_depth
 
 
 class IVLPPromptLearner(AssembledPrompts, nn.Module):
     learns_text = True
 
-    def __init__(self, clip_model, image_encoder, classnames, opts):
+    def __init__(self, clip_model, image_encoder, classnames, opts, node):
         super().__init__()
         depth_text = check_depth(opts.PROMPT_DEPTH_TEXT, text_layers(clip_model),
-                                 "TRAINER.IVLP.PROMPT_DEPTH_TEXT", minimum=1)
+                                 f"{node}.PROMPT_DEPTH_TEXT", minimum=1)
         depth_vision = vision_depth(image_encoder, opts.PROMPT_DEPTH_VISION,
-                                    "TRAINER.IVLP.PROMPT_DEPTH_VISION")
+                                    f"{node}.PROMPT_DEPTH_VISION")
         n_text, n_vision = int(opts.N_CTX_TEXT), int(opts.N_CTX_VISION)
         vectors, prompt_prefix = init_leading_context(clip_model, n_text, opts.CTX_INIT)
         print(f'Independent V-L design. Initial text context: "{prompt_prefix}"')
@@ -85,6 +41,7 @@ class IVLPPromptLearner(AssembledPrompts, nn.Module):
         self.deep_text_prompts = make_deep_prompts(depth_text - 1, n_text, vectors.shape[1])
         self.assembler = ClassPromptAssembler(clip_model, classnames, prompt_prefix, n_text)
         self.text_slots = text_slots(n_text)
+        self.learns_vision = depth_vision > 0
         if depth_vision:
             self.vision_ctx = nn.Parameter(random_prompts(n_vision, image_encoder.width))
             self.deep_vision_prompts = make_deep_prompts(depth_vision - 1, n_vision, image_encoder.width)
@@ -105,7 +62,16 @@ class IVLPPromptLearner(AssembledPrompts, nn.Module):
 @TRAINER_REGISTRY.register()
 class IVLP(DeepPromptTrainer):
     config_node = "IVLP"
+    config_keys = {
+        "N_CTX_VISION": 2,  # number of vision prompt tokens
+        "N_CTX_TEXT": 2,  # number of text prompt tokens
+        "CTX_INIT": "a photo of a",  # text initialisation; its first N_CTX_TEXT tokens are learned
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+        "PROMPT_DEPTH_VISION": 9,  # layers with vision prompts (0: none)
+        "PROMPT_DEPTH_TEXT": 9,  # layers with text prompts (>= 1)
+    }
 
     @classmethod
     def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
-        return IVLPPromptLearner(clip_model, image_encoder, classnames, cfg.TRAINER.IVLP)
+        return IVLPPromptLearner(clip_model, image_encoder, classnames, cls.options(cfg),
+                                 cls.config_path())

@@ -12,7 +12,6 @@ import copy
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from models.class_prompts import AssembledPrompts, ClassPromptAssembler
 from models.deep_prompts import (
     DeepPromptHook,
@@ -23,25 +22,16 @@ from models.deep_prompts import (
     text_slots,
     vision_slots,
 )
-from trainers.ivlp import DeepPromptTrainer, vision_depth
-
-
-@config_extension
-def add_maple_keys(cfg):
-    add_node(cfg, "TRAINER.MAPLE", {
-        "N_CTX": 2,  # number of prompt tokens per layer (both sides)
-        "CTX_INIT": "a photo of a",  # its first N_CTX tokens initialise the first-layer text ctx
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
-        "PROMPT_DEPTH": 9,  # layers with prompts, both sides (>= 1)
-    })
+from trainers.deep_prompt_trainer import DeepPromptTrainer, vision_depth
 
 
 class MultiModalPromptLearner(AssembledPrompts, nn.Module):
     learns_text = True
+    learns_vision = True
 
-    def __init__(self, clip_model, image_encoder, classnames, opts):
+    def __init__(self, clip_model, image_encoder, classnames, opts, node):
         super().__init__()
-        key = "TRAINER.MAPLE.PROMPT_DEPTH"
+        key = f"{node}.PROMPT_DEPTH"
         depth = check_depth(opts.PROMPT_DEPTH, text_layers(clip_model), key, minimum=1)
         vision_depth(image_encoder, depth, key, minimum=1)
         n_ctx = int(opts.N_CTX)
@@ -72,7 +62,14 @@ class MultiModalPromptLearner(AssembledPrompts, nn.Module):
 @TRAINER_REGISTRY.register()
 class MaPLe(DeepPromptTrainer):
     config_node = "MAPLE"
+    config_keys = {
+        "N_CTX": 2,  # number of prompt tokens per layer (both sides)
+        "CTX_INIT": "a photo of a",  # its first N_CTX tokens initialise the first-layer text ctx
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+        "PROMPT_DEPTH": 9,  # layers with prompts, both sides (>= 1)
+    }
 
     @classmethod
     def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
-        return MultiModalPromptLearner(clip_model, image_encoder, classnames, cfg.TRAINER.MAPLE)
+        return MultiModalPromptLearner(clip_model, image_encoder, classnames, cls.options(cfg),
+                                       cls.config_path())

@@ -8,27 +8,18 @@ best epoch picked on the 21K val split (configs/trainers/POMP/). The trained pro
 then evaluated zero-shot on other datasets with ``--eval-only --model-dir``.
 """
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from trainers.coop import CoOp
-
-
-@config_extension
-def add_pomp_keys(cfg):
-    add_node(cfg, "TRAINER.POMP", {
-        "N_CTX": 4,  # context vectors (released prompts: 4 and 16)
-        "CSC": False,  # class-specific context (POMP: generic)
-        "CTX_INIT": "",  # POMP starts from random vectors
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16 (logits and loss are fp32 regardless)
-        "CLASS_TOKEN_POSITION": "end",
-    })
 
 
 @TRAINER_REGISTRY.register()
 class POMP(CoOp):
+    # CoOp's keys; POMP keeps their defaults (generic context, random init, class name at
+    # the end) except the context length.
     config_node = "POMP"
+    config_keys = {"N_CTX": 4}  # context vectors (released prompts: 4 and 16)
 
     def build_model(self):
         super().build_model()
-        if self.class_sampler is None:
+        if self.class_sampler is None and not self.evaluating_only:
             print("Note: TRAINER.CLASS_SAMPLING.K is 0, so every step encodes all classes "
                   "(POMP's recipe samples K = 1000; see configs/trainers/POMP/)")

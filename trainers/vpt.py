@@ -8,29 +8,19 @@ text features are computed once.
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from models.class_prompts import FixedClassPrompts
 from models.deep_prompts import DeepPromptHook, make_deep_prompts, random_prompts, vision_slots
-from trainers.ivlp import DeepPromptTrainer, vision_depth
-
-
-@config_extension
-def add_vpt_keys(cfg):
-    add_node(cfg, "TRAINER.VPT", {
-        "N_CTX_VISION": 2,  # number of vision prompt tokens
-        "CTX_INIT": "a photo of a",  # fixed text template in front of the class name
-        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
-        "PROMPT_DEPTH_VISION": 1,  # layers with vision prompts (>= 1)
-    })
+from trainers.deep_prompt_trainer import DeepPromptTrainer, vision_depth
 
 
 class VPTPromptLearner(nn.Module):
     learns_text = False
+    learns_vision = True
 
-    def __init__(self, clip_model, image_encoder, classnames, opts):
+    def __init__(self, clip_model, image_encoder, classnames, opts, node):
         super().__init__()
         depth = vision_depth(image_encoder, opts.PROMPT_DEPTH_VISION,
-                             "TRAINER.VPT.PROMPT_DEPTH_VISION", minimum=1)
+                             f"{node}.PROMPT_DEPTH_VISION", minimum=1)
         n_vision = int(opts.N_CTX_VISION)
         template = opts.CTX_INIT.replace("_", " ").strip()
         texts = [f"{template} {name}." if template else f"{name}." for name in classnames]
@@ -44,13 +34,8 @@ class VPTPromptLearner(nn.Module):
     def n_cls(self):
         return self.fixed_text.n_cls
 
-    @property
-    def tokenized_prompts(self):
-        return self.fixed_text.tokenized_prompts
-
     def text_inputs(self, class_ids=None):
-        embeddings, tokens = self.fixed_text(class_ids)
-        return embeddings, tokens, None
+        return self.fixed_text.text_inputs(class_ids)
 
     def vision_inputs(self):
         return self.vision_ctx, DeepPromptHook(self.vision_slots, list(self.deep_vision_prompts))
@@ -59,7 +44,14 @@ class VPTPromptLearner(nn.Module):
 @TRAINER_REGISTRY.register()
 class VPT(DeepPromptTrainer):
     config_node = "VPT"
+    config_keys = {
+        "N_CTX_VISION": 2,  # number of vision prompt tokens
+        "CTX_INIT": "a photo of a",  # fixed text template in front of the class name
+        "PREC": "fp16",  # fp16 | fp32 | amp | bf16
+        "PROMPT_DEPTH_VISION": 1,  # layers with vision prompts (>= 1)
+    }
 
     @classmethod
     def build_prompt_learner(cls, cfg, clip_model, image_encoder, classnames):
-        return VPTPromptLearner(clip_model, image_encoder, classnames, cfg.TRAINER.VPT)
+        return VPTPromptLearner(clip_model, image_encoder, classnames, cls.options(cfg),
+                                cls.config_path())

@@ -1,14 +1,8 @@
 """Zero-shot CLIP: hand-crafted prompts, no training (CoOp's ZeroshotCLIP/ZeroshotCLIP2)."""
 from engine import TRAINER_REGISTRY
-from engine.config_extension import add_node, config_extension
 from models.templates import IMAGENET_TEMPLATES_SELECT, template_for
 from models.zero_shot import ZeroShotClassifier
 from trainers.clip_trainer import ClipTrainer
-
-
-@config_extension
-def add_zsclip_keys(cfg):
-    add_node(cfg, "TRAINER.ZSCLIP", {"ENSEMBLE": False, "PREC": "fp32"})
 
 
 def zeroshot_templates(dataset_name, ensemble):
@@ -25,13 +19,20 @@ def zeroshot_templates(dataset_name, ensemble):
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP(ClipTrainer):
     config_node = "ZSCLIP"
+    config_keys = {
+        "ENSEMBLE": False,  # CoOp's 7 ImageNet templates plus the dataset's, averaged
+        "PREC": "fp32",  # fp16 | fp32 | amp | bf16
+    }
     use_template_ensemble = False
 
     def build_model(self):
-        ensemble = self.use_template_ensemble or self.cfg.TRAINER.ZSCLIP.ENSEMBLE
+        ensemble = self.use_template_ensemble or self.options(self.cfg).ENSEMBLE
         templates = zeroshot_templates(self.cfg.DATASET.NAME, ensemble)
         print(f"Prompt templates: {templates}")
         self.classifier = ZeroShotClassifier(self.load_frozen_clip(), self.classnames, templates)
+
+    def no_checkpoint_note(self):
+        return "Nothing to load: zero-shot CLIP evaluates the hand-crafted prompts above"
 
     @property
     def text_features(self):

@@ -222,9 +222,3 @@ def get_cfg_default():
     """A fresh, mutable copy of the default config (callers merge into it freely)."""
     return _C.clone()
 
-
-def clean_cfg(cfg, trainer):
-    """Drop every ``cfg.TRAINER.<X>`` node except NAME and the one for ``trainer``."""
-    keep = {"NAME", trainer.upper()}
-    for key in [k for k in cfg.TRAINER.keys() if k not in keep]:
-        cfg.TRAINER.pop(key)

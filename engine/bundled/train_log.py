@@ -1,7 +1,7 @@
 """Dassl's per-batch training log line and TensorBoard scalars, in one place.
 
-Used by the bundled TrainerX and by our ClipTrainer's own epoch loop (which must also
-run on a real Dassl), so the line parsers read stays identical in both.
+Printed by the one epoch loop (``engine.bundled.training_loop``), on either engine, in
+Dassl's exact words, so the line parsers read stays the same.
 """
 import datetime
 

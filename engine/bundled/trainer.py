@@ -1,53 +1,30 @@
 """Dassl's trainer classes: TrainerBase, SimpleTrainer, TrainerX and build_trainer.
 
 The control flow, hook order, checkpoint layout and log lines follow Dassl 0.6.3
-so trainers and log parsers written for it work unchanged. Deliberate differences:
-``load_model`` copes with checkpoints that have no ``val_result`` (Dassl issue #56),
-checkpoints are written atomically and read with ``weights_only=True``, and
+so trainers and log parsers written for it work unchanged. Checkpoints
+(``engine.bundled.checkpointing``) and the epoch loop (``engine.bundled.training_loop``)
+live in mixins that ClipTrainer also puts in front of a real Dassl's classes. Deliberate
+differences from Dassl: checkpoints are written atomically with an exact-resume state
+and read with ``weights_only=True``; ``load_model`` copes with checkpoints that have no
+``val_result`` (Dassl issue #56) and falls back to the last epoch without a model-best;
 ``before_train`` resumes only when ``cfg.RESUME`` is set (Dassl also resumes from a
-non-empty OUTPUT_DIR silently).
+non-empty OUTPUT_DIR silently); multi-process evaluation is sharded.
 """
 import datetime
-import os.path as osp
 import time
 from collections import OrderedDict
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
+from engine.bundled.checkpointing import Checkpointing
 from engine.bundled.data import DataManager
 from engine.bundled.evaluation import build_evaluator
 from engine.bundled.registry import TRAINER_REGISTRY, check_availability
-from engine.bundled.train_log import log_training_step
-from engine.bundled.utils import (
-    AverageMeter, MetricMeter, load_checkpoint, mkdir_if_missing, resume_from_checkpoint,
-    save_checkpoint,
-)
-from engine.distributed import (
-    barrier, gather_predictions, get_world_size, is_distributed, is_main_process,
-    set_sampler_epoch,
-)
-
-
-def begin_training(trainer):
-    """Dassl's before_train, except that a checkpoint is resumed only when asked.
-
-    Dassl resumes from OUTPUT_DIR whenever it holds checkpoints; we resume only from
-    RESUME (train.py --resume), and train.py refuses to train into a folder holding a run
-    otherwise, so nothing is continued or overwritten silently. ClipTrainer calls this
-    on a real Dassl too. Tensorboard events come from rank 0 only.
-    """
-    if trainer.cfg.RESUME:
-        trainer.start_epoch = trainer.resume_model_if_exist(trainer.cfg.RESUME)
-    else:
-        print("Training from scratch (RESUME is not set)")
-        trainer.start_epoch = 0
-    if is_main_process():
-        writer_dir = osp.join(trainer.output_dir, "tensorboard")
-        mkdir_if_missing(writer_dir)
-        trainer.init_writer(writer_dir)
-    trainer.time_start = time.time()
+from engine.bundled.training_loop import TrainingLoop, begin_training
+from engine.distributed import gather_predictions, get_world_size, is_distributed, is_main_process
 
 
 def build_trainer(cfg):
@@ -58,8 +35,9 @@ def build_trainer(cfg):
     return TRAINER_REGISTRY.get(cfg.TRAINER.NAME)(cfg)
 
 
-class TrainerBase:
-    """Model/optimizer/scheduler bookkeeping, checkpoints and the epoch loop skeleton."""
+class TrainerBase(Checkpointing):
+    """Model/optimizer/scheduler bookkeeping and the epoch loop skeleton; checkpoints come
+    from ``Checkpointing``."""
 
     def __init__(self):
         self._models = OrderedDict()
@@ -88,60 +66,6 @@ class TrainerBase:
         for name in names:
             assert name in names_real, f"Unknown model name {name!r}; registered: {names_real}"
         return names
-
-    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
-        if is_main_process():  # one writer per run; the others wait until it is on disk
-            self._write_checkpoints(epoch, directory, is_best, val_result, model_name)
-        barrier()
-
-    def _write_checkpoints(self, epoch, directory, is_best, val_result, model_name):
-        for name in self.get_model_names():
-            optim = self._optims[name]
-            sched = self._scheds[name]
-            save_checkpoint(
-                {
-                    "state_dict": self._models[name].state_dict(),
-                    "epoch": epoch + 1,
-                    "optimizer": optim.state_dict() if optim is not None else None,
-                    "scheduler": sched.state_dict() if sched is not None else None,
-                    "val_result": val_result,
-                },
-                osp.join(directory, name),
-                is_best=is_best,
-                model_name=model_name,
-            )
-
-    def resume_model_if_exist(self, directory):
-        names = self.get_model_names()
-        if not names or any(not osp.exists(osp.join(directory, n)) for n in names):
-            print("No checkpoint found, train from scratch")
-            return 0
-        print(f"Found checkpoint at {directory} (will resume training)")
-        start_epoch = 0
-        for name in names:
-            start_epoch = resume_from_checkpoint(
-                osp.join(directory, name), self._models[name], self._optims[name],
-                self._scheds[name],
-            )
-        return start_epoch
-
-    def load_model(self, directory, epoch=None):
-        if not directory:
-            print(
-                "Note that load_model() is skipped as no pretrained model is given "
-                "(ignore this if it's done on purpose)"
-            )
-            return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-        for name in self.get_model_names():
-            model_path = osp.join(directory, name, model_file)
-            if not osp.exists(model_path):
-                raise FileNotFoundError(f"No model at {model_path}")
-            checkpoint = load_checkpoint(model_path)
-            val_result = checkpoint.get("val_result")
-            shown = "None" if val_result is None else f"{val_result:.1f}"
-            print(f"Load {model_path} to {name} (epoch={checkpoint['epoch']}, val_result={shown})")
-            self._models[name].load_state_dict(checkpoint["state_dict"])
 
     def set_model_mode(self, mode="train", names=None):
         for name in self.get_model_names(names):
@@ -339,24 +263,30 @@ class SimpleTrainer(TrainerBase):
     def _evaluate_sharded(self, data_loader):
         """Each rank predicts its shard; the evaluator sees every image once, in order.
 
-        All ranks evaluate the same gathered set, so they return the same result
-        (trainers compare it, e.g. for best-val checkpoints, and must agree).
+        Only the predicted classes travel between the ranks (one integer per image: the
+        full [N, C] scores would be tens of GB with 21K classes), and the evaluator gets
+        them as one-hot scores, whose argmax is all it reads. All ranks evaluate the same
+        gathered set, so they return the same result (trainers compare it, e.g. for
+        best-val checkpoints, and must agree).
         """
-        indices, outputs, labels = [], [], []
+        indices, predictions, labels = [], [], []
         for batch in tqdm(data_loader, disable=not is_main_process()):
             input, label = self.parse_batch_test(batch)
-            outputs.append(self.model_inference(input).detach().cpu())
+            predictions.append(self.model_inference(input).max(1)[1].detach().cpu())  # as the evaluator
             labels.append(label.detach().cpu())
             indices.append(torch.as_tensor(batch["index"]).cpu())
-        local = (
-            (torch.cat(indices), torch.cat(outputs), torch.cat(labels)) if indices
-            else (torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0, dtype=torch.long))
-        )
-        all_indices, all_outputs, all_labels = gather_predictions(*local)
+        empty = torch.empty(0, dtype=torch.long)
+        local = ((torch.cat(indices), torch.cat(predictions), torch.cat(labels)) if indices
+                 else (empty, empty, empty))
+        all_indices, all_predictions, all_labels = gather_predictions(*local)
         print(f"Gathered {len(all_indices):,} predictions from {get_world_size()} processes")
+        if not len(all_indices):
+            return
+        width = int(all_predictions.max()) + 1
         chunk = max(1, int(self.cfg.DATALOADER.TEST.BATCH_SIZE))
         for start in range(0, len(all_indices), chunk):
-            self.evaluator.process(all_outputs[start:start + chunk], all_labels[start:start + chunk])
+            scores = F.one_hot(all_predictions[start:start + chunk], width).float()
+            self.evaluator.process(scores, all_labels[start:start + chunk])
 
     def model_inference(self, input):
         return self.model(input)
@@ -369,26 +299,8 @@ class SimpleTrainer(TrainerBase):
         return self._optims[name].param_groups[0]["lr"]
 
 
-class TrainerX(SimpleTrainer):
-    """Training on labelled data only: the epoch loop with Dassl's log line."""
-
-    def run_epoch(self):
-        self.set_model_mode("train")
-        losses = MetricMeter()
-        batch_time = AverageMeter()
-        data_time = AverageMeter()
-        self.num_batches = len(self.train_loader_x)
-        set_sampler_epoch(self.train_loader_x, self.epoch)
-
-        end = time.time()
-        for self.batch_idx, batch in enumerate(self.train_loader_x):
-            data_time.update(time.time() - end)
-            loss_summary = self.forward_backward(batch)
-            batch_time.update(time.time() - end)
-            losses.update(loss_summary)
-
-            log_training_step(self, losses, batch_time, data_time)
-            end = time.time()
+class TrainerX(TrainingLoop, SimpleTrainer):
+    """Training on labelled data only: the epoch loop comes from ``TrainingLoop``."""
 
     def parse_batch_train(self, batch):
         return (

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/common.sh
 rpp_usage "DATASET SEED" 2 $#
-DATASET=$1
+DATASET=$(rpp_dataset "$1")
 SEED=$2
 if [ "$DATASET" = demo ]; then
     CFG=${CFG:-demo_clip}

@@ -8,7 +8,7 @@ TRAINER=${TRAINER:-ZeroshotCLIP}
 CONFIG_DIR=${CONFIG_DIR:-CoOp}
 CFG=${CFG:-vit_b16}
 rpp_usage "DATASET [base|new|all]" 1 $#
-DATASET=$1
+DATASET=$(rpp_dataset "$1")
 SUB=all
 case "${2:-}" in
     base | new | all) SUB=$2; shift ;;
@@ -26,6 +26,8 @@ esac
 rpp_skip_if_done "$DIR" eval && exit 0
 CFG_FILE=$(rpp_trainer_cfg)
 DATASET_FILE=$(rpp_dataset_cfg "$DATASET")
+rpp_load_backbone_opts "$CFG_FILE"
 "$PYTHON" train.py --root "$DATA" --trainer "$TRAINER" \
     --dataset-config-file "$DATASET_FILE" --config-file "$CFG_FILE" \
-    --output-dir "$DIR" --eval-only DATASET.SUBSAMPLE_CLASSES "$SUB" "$@"
+    --output-dir "$DIR" --eval-only ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} \
+    DATASET.SUBSAMPLE_CLASSES "$SUB" "$@"

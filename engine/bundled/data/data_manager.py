@@ -6,6 +6,7 @@ from torchvision.transforms import Compose, Normalize, Resize, ToTensor
 
 from engine.bundled.data.dataset_base import build_dataset
 from engine.bundled.data.distributed_samplers import build_distributed_sampler
+from engine.bundled.data.image_decoding import open_rgb
 from engine.bundled.data.loader_options import loader_worker_options
 from engine.bundled.data.samplers import build_sampler
 from engine.bundled.data.transforms import INTERPOLATION_MODES, build_transform
@@ -25,11 +26,12 @@ def read_image(path):
     """The image at ``path`` as an RGB PIL image; any decoding failure names the file.
 
     (Dassl retries forever on an IOError; a corrupt file in a split would then hang
-    training, so we fail at once with the path instead.)
+    training, so we fail at once with the path instead.) 16-bit, 32-bit and float
+    greyscale images are scaled by their value range, or refused when it is unknown
+    (``image_decoding``), instead of PIL's silent clipping to white or black.
     """
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
+        return open_rgb(path)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(
             f'Cannot read image "{path}": {" ".join(str(exc).split())} (set '

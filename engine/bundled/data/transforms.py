@@ -1,19 +1,28 @@
 """build_transform: Dassl's train/test image pipelines from ``cfg.INPUT``.
 
 The train pipeline applies the chosen augmentations in one fixed order, whatever
-order ``INPUT.TRANSFORMS`` lists them in, and prints one ``+ ...`` line per step so
-the log records exactly what ran. The test pipeline is the same for every choice
-list: resize the smaller edge, center crop, tensor, optional normalisation.
+order ``INPUT.TRANSFORMS`` lists them in, and prints one ``+ ...`` line per step (in
+Dassl's words) so the log records exactly what ran. The test pipeline is the same for
+every choice list: resize the smaller edge, center crop, tensor, optional normalisation.
+
+Every step draws from the generator Dassl's step draws from (Python ``random`` for the
+translation, the RandAugment variants, the AutoAugment policies and the noise coin;
+``numpy`` for cutout; torch for the torchvision steps and the noise itself), in the
+same order, so with the same seeds both engines produce the same tensors.
 """
 import random
 
+import numpy as np
 import torch
 from torchvision.transforms import (
-    AutoAugment, AutoAugmentPolicy, CenterCrop, ColorJitter, Compose, GaussianBlur,
-    InterpolationMode, Normalize, RandAugment, RandomApply, RandomCrop, RandomGrayscale,
-    RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor,
+    CenterCrop, ColorJitter, Compose, GaussianBlur, InterpolationMode, Normalize, RandomApply,
+    RandomCrop, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor,
 )
 from torchvision.transforms import functional as F
+
+from engine.bundled.data.autoaugment import cifar10_policy, imagenet_policy, svhn_policy
+from engine.bundled.data.randaugment import RandAugment, RandAugment2, RandAugmentFixMatch
+from engine.config_errors import ConfigError
 
 AVAILABLE_CHOICES = (
     "random_flip", "random_resized_crop", "normalize", "instance_norm", "random_crop",
@@ -28,46 +37,52 @@ INTERPOLATION_MODES = {
     "nearest": InterpolationMode.NEAREST,
 }
 
-# The AutoAugment policies learned on these datasets, as torchvision ships them.
-_AUTOAUGMENT_POLICIES = {
-    "imagenet_policy": AutoAugmentPolicy.IMAGENET,
-    "cifar10_policy": AutoAugmentPolicy.CIFAR10,
-    "svhn_policy": AutoAugmentPolicy.SVHN,
-}
+# (name in INPUT.TRANSFORMS, log line, factory), in the order they run.
+_AUTOAUGMENT_POLICIES = (
+    ("imagenet_policy", "imagenet policy", imagenet_policy),
+    ("cifar10_policy", "cifar10 policy", cifar10_policy),
+    ("svhn_policy", "svhn policy", svhn_policy),
+)
 
 
 class Random2DTranslation:
     """With probability ``p``: enlarge by 1/8 and random-crop back to (height, width);
-    otherwise just resize to (height, width)."""
+    otherwise just resize to (height, width).
+
+    The crop offset is drawn left first, then top, as in Dassl.
+    """
 
     def __init__(self, height, width, p=0.5, interpolation=InterpolationMode.BILINEAR):
         self.height, self.width, self.p, self.interpolation = height, width, p, interpolation
 
     def __call__(self, img):
-        if random.random() >= self.p:
+        if random.random() > self.p:
             return F.resize(img, [self.height, self.width], self.interpolation)
         big_h, big_w = round(self.height * 1.125), round(self.width * 1.125)
         img = F.resize(img, [big_h, big_w], self.interpolation)
-        top = round(random.uniform(0, big_h - self.height))
         left = round(random.uniform(0, big_w - self.width))
+        top = round(random.uniform(0, big_h - self.height))
         return F.crop(img, top, left, self.height, self.width)
 
 
 class Cutout:
     """Zero ``n_holes`` random ``length`` x ``length`` squares of a [C, H, W] tensor
-    (squares are clipped at the border, so their centres may lie anywhere)."""
+    (squares are clipped at the border, so their centres may lie anywhere).
+
+    The centres come from ``numpy.random`` (row, then column), as in Dassl.
+    """
 
     def __init__(self, n_holes=1, length=16):
         self.n_holes, self.length = n_holes, length
 
     def __call__(self, img):
         _, height, width = img.shape
-        mask = torch.ones(height, width, dtype=img.dtype)
+        mask = torch.ones(height, width, dtype=torch.float32)
+        half = self.length // 2
         for _ in range(self.n_holes):
-            cy, cx = random.randrange(height), random.randrange(width)
-            y0, y1 = max(0, cy - self.length // 2), min(height, cy + self.length // 2)
-            x0, x1 = max(0, cx - self.length // 2), min(width, cx + self.length // 2)
-            mask[y0:y1, x0:x1] = 0
+            cy, cx = np.random.randint(height), np.random.randint(width)
+            mask[max(0, cy - half):min(height, cy + half),
+                 max(0, cx - half):min(width, cx + half)] = 0
         return img * mask
 
 
@@ -78,9 +93,11 @@ class GaussianNoise:
         self.mean, self.std, self.p = mean, std, p
 
     def __call__(self, img):
-        if random.random() >= self.p:
+        if random.random() > self.p:
             return img
-        return img + torch.randn_like(img) * self.std + self.mean
+        # Summed in Dassl's order, (noise * std + mean) first, for bit-equal results.
+        noise = torch.randn(img.shape) * self.std + self.mean
+        return img + noise
 
 
 class InstanceNormalization:
@@ -94,18 +111,6 @@ class InstanceNormalization:
         mean = flat.mean(1).view(-1, 1, 1)
         std = flat.std(1).view(-1, 1, 1)
         return (img - mean) / (std + self.eps)
-
-
-class RandomMagnitudeRandAugment:
-    """RandAugment whose magnitude is drawn afresh for every image, as in FixMatch."""
-
-    def __init__(self, num_ops=2, num_magnitude_bins=31):
-        self.max_magnitude = num_magnitude_bins - 1
-        self.augment = RandAugment(num_ops=num_ops, num_magnitude_bins=num_magnitude_bins)
-
-    def __call__(self, img):
-        self.augment.magnitude = random.randint(0, self.max_magnitude)
-        return self.augment(img)
 
 
 class _Pipeline:
@@ -126,7 +131,7 @@ class _Pipeline:
 def _interpolation(cfg):
     name = cfg.INPUT.INTERPOLATION
     if name not in INTERPOLATION_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"INPUT.INTERPOLATION={name!r} is not one of {sorted(INTERPOLATION_MODES)}"
         )
     return INTERPOLATION_MODES[name]
@@ -135,7 +140,7 @@ def _interpolation(cfg):
 def _check_choices(choices):
     unknown = [c for c in choices if c not in AVAILABLE_CHOICES]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown transform(s) {unknown} in INPUT.TRANSFORMS; valid choices are "
             f"{list(AVAILABLE_CHOICES)}"
         )
@@ -166,38 +171,41 @@ def _build_train(cfg, choices, interp, normalize):
     if "random_crop" not in choices and "random_resized_crop" not in choices:
         add(f"resize to {height}x{width}", Resize(tuple(inp.SIZE), interpolation=interp))
     if "random_translation" in choices:
-        add("random translation", Random2DTranslation(height, width, interpolation=interp))
+        # Dassl leaves this one at bilinear whatever INPUT.INTERPOLATION says.
+        add("random translation", Random2DTranslation(height, width))
     if "random_crop" in choices:
         add(f"random crop (padding = {inp.CROP_PADDING})",
             RandomCrop(tuple(inp.SIZE), padding=inp.CROP_PADDING))
     if "random_resized_crop" in choices:
-        add(f"random resized crop (size={tuple(inp.SIZE)}, scale={tuple(inp.RRCROP_SCALE)})",
+        add(f"random resized crop (size={inp.SIZE}, scale={inp.RRCROP_SCALE})",
             RandomResizedCrop(tuple(inp.SIZE), scale=tuple(inp.RRCROP_SCALE),
                               interpolation=interp))
     if "random_flip" in choices:
         add("random flip", RandomHorizontalFlip())
 
     # Photometric augmentations on the PIL image.
-    for name, policy in _AUTOAUGMENT_POLICIES.items():
+    for name, line, policy in _AUTOAUGMENT_POLICIES:
         if name in choices:
-            add(f"{name.replace('_', ' ')} (torchvision AutoAugment)", AutoAugment(policy))
+            add(line, policy())
     if "randaugment" in choices:
         n, m = inp.RANDAUGMENT_N, inp.RANDAUGMENT_M
-        add(f"randaugment (n={n}, m={m})", RandAugment(num_ops=n, magnitude=m))
+        if not 0 <= m <= 30:
+            raise ConfigError(f"INPUT.RANDAUGMENT_M must be in [0, 30], got {m}")
+        add(f"randaugment (n={n}, m={m})", RandAugment(n, m))
     if "randaugment_fixmatch" in choices:
         n = inp.RANDAUGMENT_N
-        add(f"randaugment_fixmatch (n={n})", RandomMagnitudeRandAugment(num_ops=n))
+        add(f"randaugment_fixmatch (n={n})", RandAugmentFixMatch(n))
     if "randaugment2" in choices:
         n = inp.RANDAUGMENT_N
-        add(f"randaugment2 (n={n})", RandomMagnitudeRandAugment(num_ops=n))
+        add(f"randaugment2 (n={n})", RandAugment2(n))
     if "colorjitter" in choices:
         b, c, s, h = inp.COLORJITTER_B, inp.COLORJITTER_C, inp.COLORJITTER_S, inp.COLORJITTER_H
         add(f"color jitter (brightness={b}, contrast={c}, saturation={s}, hue={h})",
             ColorJitter(brightness=b, contrast=c, saturation=s, hue=h))
     if "randomgrayscale" in choices:
-        add(f"random gray scale (p={inp.RGS_P})", RandomGrayscale(p=inp.RGS_P))
+        add("random gray scale", RandomGrayscale(p=inp.RGS_P))
     if "gaussian_blur" in choices:
-        add(f"gaussian blur (kernel={inp.GB_K}, p={inp.GB_P})",
+        add(f"gaussian blur (kernel={inp.GB_K})",
             RandomApply([GaussianBlur(inp.GB_K)], p=inp.GB_P))
 
     add("to torch tensor of range [0, 1]", ToTensor())

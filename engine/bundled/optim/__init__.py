@@ -4,8 +4,10 @@ from .lr_scheduler import (
     build_lr_scheduler,
 )
 from .optimizer import AVAILABLE_OPTIMIZERS, build_optimizer
+from .radam import RAdam
 
 __all__ = [
     "build_optimizer", "build_lr_scheduler", "AVAILABLE_OPTIMIZERS",
     "AVAILABLE_LR_SCHEDULERS", "ConstantWarmupScheduler", "LinearWarmupScheduler",
+    "RAdam",
 ]

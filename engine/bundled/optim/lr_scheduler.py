@@ -9,6 +9,8 @@ place, the LR keeps following the schedule after a resume.
 """
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, StepLR
 
+from engine.config_errors import ConfigError
+
 AVAILABLE_LR_SCHEDULERS = ["single_step", "multi_step", "cosine"]
 AVAILABLE_WARMUP_TYPES = ["constant", "linear"]
 
@@ -84,13 +86,13 @@ def build_lr_scheduler(optimizer, optim_cfg):
 def _build_main_scheduler(optimizer, c):
     name = c.LR_SCHEDULER
     if name not in AVAILABLE_LR_SCHEDULERS:
-        raise ValueError(f"LR scheduler must be one of {AVAILABLE_LR_SCHEDULERS}, but got {name!r}")
+        raise ConfigError(f"OPTIM.LR_SCHEDULER must be one of {AVAILABLE_LR_SCHEDULERS}, but got {name!r}")
     stepsize = c.STEPSIZE
     if name == "single_step":
         if isinstance(stepsize, (list, tuple)):
             stepsize = stepsize[-1]
         if not isinstance(stepsize, int):
-            raise TypeError(
+            raise ConfigError(
                 f"OPTIM.STEPSIZE for single_step must be an int, got {type(stepsize).__name__}"
             )
         if stepsize <= 0:
@@ -98,7 +100,7 @@ def _build_main_scheduler(optimizer, c):
         return StepLR(optimizer, step_size=stepsize, gamma=c.GAMMA)
     if name == "multi_step":
         if not isinstance(stepsize, (list, tuple)):
-            raise TypeError(
+            raise ConfigError(
                 f"OPTIM.STEPSIZE for multi_step must be a list or tuple, got {type(stepsize).__name__}"
             )
         return MultiStepLR(optimizer, milestones=list(stepsize), gamma=c.GAMMA)
@@ -114,4 +116,4 @@ def _wrap_with_warmup(optimizer, successor, c):
         return ConstantWarmupScheduler(optimizer, successor, c.WARMUP_EPOCH, c.WARMUP_CONS_LR)
     if c.WARMUP_TYPE == "linear":
         return LinearWarmupScheduler(optimizer, successor, c.WARMUP_EPOCH, c.WARMUP_MIN_LR)
-    raise ValueError(f"WARMUP_TYPE must be one of {AVAILABLE_WARMUP_TYPES}, but got {c.WARMUP_TYPE!r}")
+    raise ConfigError(f"OPTIM.WARMUP_TYPE must be one of {AVAILABLE_WARMUP_TYPES}, but got {c.WARMUP_TYPE!r}")

@@ -1,8 +1,16 @@
-"""``build_optimizer``: a torch optimizer from ``cfg.OPTIM``."""
+"""``build_optimizer``: the optimizer Dassl builds from ``cfg.OPTIM``.
+
+Every name maps to the torch optimizer Dassl uses, with the same arguments, except
+``radam``: Dassl has its own RAdam (decoupled weight decay, SGD steps while the
+rectification is undefined), reproduced in ``radam.py``.
+"""
 import warnings
 
 import torch
 import torch.nn as nn
+
+from engine.bundled.optim.radam import RAdam
+from engine.config_errors import ConfigError
 
 AVAILABLE_OPTIMIZERS = ["adam", "amsgrad", "sgd", "rmsprop", "radam", "adamw"]
 
@@ -16,7 +24,7 @@ def build_optimizer(model, optim_cfg, param_groups=None):
     """
     name = optim_cfg.NAME
     if name not in AVAILABLE_OPTIMIZERS:
-        raise ValueError(f"Optimizer must be one of {AVAILABLE_OPTIMIZERS}, but got {name!r}")
+        raise ConfigError(f"OPTIM.NAME must be one of {AVAILABLE_OPTIMIZERS}, but got {name!r}")
     params = _select_params(model, optim_cfg, param_groups)
     return _construct(name, params, optim_cfg)
 
@@ -47,7 +55,7 @@ def _staged_param_groups(model, optim_cfg):
     children = dict(model.named_children())
     missing = [n for n in new_layers if n not in children]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"OPTIM.NEW_LAYERS names {missing}, which are not direct children of the "
             f"model; the children are {list(children)}"
         )
@@ -79,5 +87,5 @@ def _construct(name, params, c):
             alpha=c.RMSPROP_ALPHA,
         )
     if name == "radam":
-        return torch.optim.RAdam(params, lr=c.LR, weight_decay=c.WEIGHT_DECAY, betas=betas)
+        return RAdam(params, lr=c.LR, weight_decay=c.WEIGHT_DECAY, betas=betas)
     return torch.optim.AdamW(params, lr=c.LR, weight_decay=c.WEIGHT_DECAY, betas=betas)

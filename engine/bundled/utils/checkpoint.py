@@ -4,7 +4,14 @@
   checkpoint and for the ``checkpoint`` pointer file, so a kill mid-save leaves the
   previous files intact. Temp names start with "." so ``listdir_nohidden`` skips them.
 * Loading always uses ``torch.load(weights_only=True)`` and never falls back to
-  unsafe unpickling; a file it cannot read raises one-line ``CheckpointError``.
+  unsafe unpickling; a file it cannot read raises one-line ``CheckpointError``, a
+  missing one ``MissingCheckpoint`` and one whose weights do not fit the module
+  ``CheckpointMismatch``.
+* ``find_checkpoint`` is the one rule for which file to deploy: the asked epoch, else
+  ``model-best.pth.tar``, else the last epoch.
+
+Every trainer reads and writes checkpoints through these functions, on a real Dassl too
+(``engine.bundled.checkpointing``).
 """
 import os
 import os.path as osp
@@ -17,7 +24,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from engine.user_errors import user_error
+from engine.user_errors import UserError, user_error
 
 from .tools import mkdir_if_missing
 
@@ -28,6 +35,14 @@ BEST_NAME = "model-best.pth.tar"
 @user_error  # train.py prints it as one line and exits with status 2
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be loaded safely (message is one line)."""
+
+
+class MissingCheckpoint(UserError, FileNotFoundError):
+    """The checkpoint a run asks for (``--model-dir``, ``--load-epoch``) is not there."""
+
+
+class CheckpointMismatch(UserError):
+    """A checkpoint whose keys or shapes do not fit the configured model."""
 
 
 # ----------------------------------------------------------------------------
@@ -171,20 +186,45 @@ def _explain_load_error(error):
     return f"the file is not a readable torch checkpoint ({type(error).__name__}: {text})"
 
 
-def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
-    """Restore the checkpoint named in ``fdir/checkpoint``; return its stored epoch.
-
-    The stored epoch is already ``epoch + 1``, i.e. the next 0-based epoch to run.
-    """
+def pointed_checkpoint(fdir):
+    """The checkpoint named in ``fdir/checkpoint`` (the last one saved there)."""
     pointer = osp.join(fdir, POINTER_FILE)
     if not osp.isfile(pointer):
         raise FileNotFoundError(f'No "{POINTER_FILE}" file in "{fdir}" (nothing to resume from)')
     with open(pointer, "r") as f:
-        fname = f.readline().strip("\n")
-    fpath = osp.join(fdir, fname)
-    print(f'Loading checkpoint from "{fpath}"')
+        return osp.join(fdir, f.readline().strip())
+
+
+def load_state_strictly(module, state_dict, source, hint=""):
+    """``module.load_state_dict(state_dict)``, but a misfit is one ``CheckpointMismatch``
+    line naming ``source``, the keys and shapes (and ``hint``: what to check)."""
+    from models.state_dict_check import state_dict_problems  # (models imports engine)
+
+    problems = state_dict_problems(module.state_dict(), state_dict)
+    if problems:
+        raise CheckpointMismatch(
+            f"Checkpoint {source} does not fit the configured model ({'; '.join(problems)})"
+            + (f"; {hint}" if hint else "")
+        )
+    with torch.no_grad():
+        module.load_state_dict(state_dict, strict=True)
+
+
+def load_weights(module, fpath, ignored_keys=(), hint=""):
+    """Load the ``state_dict`` of checkpoint ``fpath`` into ``module`` strictly, leaving
+    out keys whose last part is in ``ignored_keys``; return the whole checkpoint."""
     checkpoint = load_checkpoint(fpath)
-    model.load_state_dict(checkpoint["state_dict"])
+    state_dict = {key: value for key, value in checkpoint["state_dict"].items()
+                  if key.split(".")[-1] not in ignored_keys}
+    load_state_strictly(module, state_dict, fpath, hint)
+    return checkpoint
+
+
+def restore_checkpoint(fpath, model, optimizer=None, scheduler=None, hint=""):
+    """Put checkpoint ``fpath`` back into ``model`` (strictly), ``optimizer`` and
+    ``scheduler`` with Dassl's messages; return the checkpoint."""
+    print(f'Loading checkpoint from "{fpath}"')
+    checkpoint = load_weights(model, fpath, hint=hint)
     print("Loaded model weights")
     if optimizer is not None and checkpoint.get("optimizer") is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -192,7 +232,15 @@ def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     if scheduler is not None and checkpoint.get("scheduler") is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
         print("Loaded scheduler")
-    start_epoch = checkpoint["epoch"]
+    return checkpoint
+
+
+def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
+    """Restore the checkpoint named in ``fdir/checkpoint``; return its stored epoch.
+
+    The stored epoch is already ``epoch + 1``, i.e. the next 0-based epoch to run.
+    """
+    start_epoch = restore_checkpoint(pointed_checkpoint(fdir), model, optimizer, scheduler)["epoch"]
     print(f"Previous epoch: {start_epoch}")
     return start_epoch
 
