@@ -40,6 +40,7 @@ from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 from engine.user_errors import user_error
 
 from .backbones import BackboneSpec, build_clip_architecture, parse_backbone_name
+from .encoder_options import apply_encoder_options
 from .state_dict_check import state_dict_problems
 from .torchscript_weights import UnsafeArchiveError, is_torchscript_archive, read_torchscript_state_dict
 
@@ -393,7 +394,8 @@ def load_clip(backbone_name, weights_path="", pretrained=True, device="cpu", cac
 
 
 def load_clip_from_cfg(cfg, device="cpu") -> CLIP:
-    """``load_clip`` driven by cfg.MODEL.BACKBONE.NAME / PATH / PRETRAINED."""
+    """``load_clip`` driven by cfg.MODEL.BACKBONE.NAME / PATH / PRETRAINED, with the
+    encoders' execution options of ``cfg.MODEL.TEXT_ENCODER`` (``models.encoder_options``)."""
     backbone = cfg.MODEL.BACKBONE
     name = backbone.NAME
     model, path = _load(
@@ -403,7 +405,7 @@ def load_clip_from_cfg(cfg, device="cpu") -> CLIP:
         device=device,
     )
     print(f"Loading CLIP (backbone: {name}) from {path or 'seeded random initialisation'}")
-    return model
+    return apply_encoder_options(model, cfg)
 
 
 def tokenize(texts, context_length=77) -> torch.LongTensor:

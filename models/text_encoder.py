@@ -5,22 +5,49 @@ spliced between the SOS embedding and the class-name embeddings), so the text
 tower must start from embeddings. Deep-prompt methods (MaPLe, IVLP, PromptSRC)
 also replace prompt tokens before later layers; ``layer_hook`` is where they do
 that, which is why the frozen open_clip blocks are run one at a time here.
+
+CLIP's text tower is causal and reads each sequence's feature at its EOT token, so
+nothing after the last EOT of a batch can change the result: every batch is encoded
+only up to its longest EOT position (class prompts are 10-30 of the 77 tokens), which
+gives the features of the full 77-token pass within fp32 rounding. Prompt slots start
+at token 1, before any EOT, so layer hooks see trimmed sequences with their slots
+intact. ``full_context()`` (or ``TextEncoder.trim_to_eot = False``) encodes all
+``context_length`` tokens, as CLIP's own ``encode_text`` and the official
+CoOp/MaPLe code do: the reference of the tests and of the benchmark.
+
+Activation checkpointing of the text blocks follows open_clip's own switch,
+``clip_model.transformer.grad_checkpointing`` (set from the config by
+``models.encoder_options``).
 """
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from .clip_loader import tokenize
-from .prompted_attention import run_blocks
+from .prompted_attention import is_causal_mask, run_blocks
 
 # layer_hook(layer_index, x [N, L, D]) -> x or AttentionInputs, called before block ``layer_index``
 LayerHook = Callable[[int, torch.Tensor], torch.Tensor]
 
 
+@contextmanager
+def full_context(enabled: bool = True):
+    """Inside, every ``TextEncoder`` encodes all ``context_length`` tokens (no trimming)."""
+    previous = TextEncoder.trim_to_eot
+    TextEncoder.trim_to_eot = not enabled
+    try:
+        yield
+    finally:
+        TextEncoder.trim_to_eot = previous
+
+
 class TextEncoder(nn.Module):
     """CLIP's text tower over prompt embeddings; shares (does not copy) CLIP's frozen modules."""
+
+    # Encode a batch only up to its longest EOT position (exact for a causal tower).
+    trim_to_eot = True
 
     def __init__(self, clip_model):
         super().__init__()
@@ -36,6 +63,8 @@ class TextEncoder(nn.Module):
         self.text_projection = clip_model.text_projection
         # Shared tensor, not a copy; non-persistent so it never lands in checkpoints.
         self.register_buffer("attn_mask", clip_model.attn_mask, persistent=False)
+        # Trimming and the fused causal kernel are exact only for a causal mask.
+        self.causal = is_causal_mask(clip_model.attn_mask)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -66,6 +95,16 @@ class TextEncoder(nn.Module):
         tokenized = tokenized.to(self.token_embedding.weight.device)
         return self.token_embedding(tokenized).to(self.dtype)
 
+    def encoded_length(self, eot_index: torch.Tensor, seq_len: int) -> int:
+        """How many leading tokens of a [N, seq_len] batch with EOTs at ``eot_index`` are encoded."""
+        if not (self.trim_to_eot and self.causal) or eot_index.numel() == 0:
+            return seq_len
+        return min(seq_len, int(eot_index.max()) + 1)
+
+    @property
+    def checkpointing(self) -> bool:
+        return bool(getattr(self.transformer, "grad_checkpointing", False))
+
     def forward(
         self,
         prompt_embeddings: torch.Tensor,
@@ -75,19 +114,21 @@ class TextEncoder(nn.Module):
         """Text features [N, embed_dim] of prompt embeddings [N, L, D].
 
         ``tokenized`` [N, L] only locates each sequence's EOT token (the largest
-        id). With ``layer_hook=None`` and ``prompt_embeddings = embed(tokenized)``
-        this equals ``clip_model.encode_text(tokenized)``.
+        id); tokens after the batch's last EOT are not encoded (module docstring).
+        With ``layer_hook=None`` and ``prompt_embeddings = embed(tokenized)`` this
+        equals ``clip_model.encode_text(tokenized)`` (exactly under ``full_context()``).
         """
         dtype = self.dtype
-        seq_len = prompt_embeddings.shape[1]
-        x = prompt_embeddings.to(dtype) + self.positional_embedding[:seq_len].to(dtype)
+        eot_index = tokenized.to(prompt_embeddings.device).argmax(dim=-1)
+        seq_len = self.encoded_length(eot_index, prompt_embeddings.shape[1])
+        x = prompt_embeddings[:, :seq_len].to(dtype) + self.positional_embedding[:seq_len].to(dtype)
         attn_mask = self.attn_mask[:seq_len, :seq_len] if self.attn_mask is not None else None
         x = run_blocks(self.transformer.resblocks, x, attn_mask=attn_mask,
                        batch_first=getattr(self.transformer, "batch_first", True),
-                       layer_hook=layer_hook)
-        x = self.ln_final(x)
-        eot_index = tokenized.to(x.device).argmax(dim=-1)
-        x = x[torch.arange(x.shape[0], device=x.device), eot_index]
+                       layer_hook=layer_hook, causal=self.causal,
+                       checkpointing=self.checkpointing)
+        # ln_final is per token: normalising only the EOT tokens gives the same features
+        x = self.ln_final(x[torch.arange(x.shape[0], device=x.device), eot_index])
         if isinstance(self.text_projection, nn.Linear):
             return self.text_projection(x)
         if self.text_projection is not None:

@@ -13,6 +13,10 @@ prompting possible without forking CLIP:
   layers can replace the prompt tokens (see ``models.deep_prompts``); it returns ``x`` or
   separate query/key/value streams (``models.prompted_attention``).
 
+The blocks run on the fused attention path of ``models.prompted_attention``, and are
+recomputed in the backward pass when open_clip's own switch
+``visual.transformer.grad_checkpointing`` is on.
+
 A ModifiedResNet tower (RN50, ``tiny-rn``) has no token sequence: its plain forward
 works, asking for vision prompts raises ``VisionPromptsUnsupported``.
 """
@@ -117,7 +121,8 @@ class VisionEncoder(nn.Module):
 
         transformer = visual.transformer
         x = run_blocks(transformer.resblocks, x, batch_first=getattr(transformer, "batch_first", True),
-                       layer_hook=layer_hook)
+                       layer_hook=layer_hook,
+                       checkpointing=bool(getattr(transformer, "grad_checkpointing", False)))
 
         if n_prompts:
             x = x[:, :x.shape[1] - n_prompts]
