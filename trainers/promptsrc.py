@@ -45,6 +45,34 @@ def gpa_weights(max_epoch, mean, std):
     return [value / total for value in density]
 
 
+class GaussianPromptAggregation:
+    """The running sum over epochs of ``gpa_weights[epoch] * parameters`` (GPA)."""
+
+    def __init__(self, max_epoch, mean, std):
+        self.weights = gpa_weights(max_epoch, mean, std)
+        self.sum = None  # {parameter name: weighted sum over the epochs added}
+
+    @torch.no_grad()
+    def add(self, epoch, parameters):
+        """Add the ``parameters`` ({name: tensor}) reached at the end of 0-based ``epoch``."""
+        weight = self.weights[epoch]
+        weighted = {name: param.detach() * weight for name, param in parameters.items()}
+        self.sum = weighted if self.sum is None else {
+            name: self.sum[name] + value for name, value in weighted.items()}
+
+    @torch.no_grad()
+    def load_into(self, parameters):
+        for name, param in parameters.items():
+            param.copy_(self.sum[name])
+
+    def state_dict(self):
+        return {} if self.sum is None else {"sum": {name: value.clone() for name, value in self.sum.items()}}
+
+    def load_state_dict(self, state, device=None):
+        total = state.get("sum")
+        self.sum = None if total is None else {name: value.to(device) for name, value in total.items()}
+
+
 @TRAINER_REGISTRY.register()
 class PromptSRC(IVLP):
     config_node = "PROMPTSRC"
@@ -61,15 +89,21 @@ class PromptSRC(IVLP):
     teacher = None  # the frozen CLIP's zero-shot classifier (not built for eval-only runs)
     # Without vision prompts the student's image features are the frozen tower's: reused.
     teacher_reuses_image_features = False
-    gpa_sum = None  # {prompt parameter name: weighted sum over the epochs done}
+    gpa = None  # GaussianPromptAggregation (not built for eval-only runs)
+
+    @staticmethod
+    def build_frozen_reference(clip_model, classnames):
+        """The frozen CLIP the prompts are regulated against: PromptSRC's 60 templates,
+        raw text features averaged over them, then normalised."""
+        return ZeroShotClassifier(clip_model, classnames, PROMPTSRC_TEMPLATES, normalize_each=False)
 
     def build_extra_models(self, clip_model):
-        if self.evaluating_only:  # the frozen targets and the aggregation only shape training
+        if self.evaluating_only:  # the frozen reference and the aggregation only shape training
             return
-        self.teacher = ZeroShotClassifier(clip_model, self.classnames, PROMPTSRC_TEMPLATES,
-                                          normalize_each=False).to(self.device)
+        self.teacher = self.build_frozen_reference(clip_model, self.classnames).to(self.device)
         self.teacher_reuses_image_features = not self.model.prompt_learner.learns_vision
         opts = self.options(self.cfg)
+        self.gpa = GaussianPromptAggregation(self.cfg.OPTIM.MAX_EPOCH, opts.GPA_MEAN, opts.GPA_STD)
         print(f"Self-regulation against frozen CLIP ({len(PROMPTSRC_TEMPLATES)} templates): "
               f"text L1 x {opts.TEXT_LOSS_WEIGHT}, image L1 x {opts.IMAGE_LOSS_WEIGHT}, logits KL x 1; "
               f"GPA over {self.cfg.OPTIM.MAX_EPOCH} epochs, mean {opts.GPA_MEAN}, std {opts.GPA_STD}")
@@ -110,30 +144,21 @@ class PromptSRC(IVLP):
 
     def finish_batch(self):
         super().finish_batch()
-        if (self.batch_idx + 1) != self.num_batches:
+        if self.gpa is None or (self.batch_idx + 1) != self.num_batches:
             return
-        opts = self.options(self.cfg)
-        weight = gpa_weights(self.max_epoch, opts.GPA_MEAN, opts.GPA_STD)[self.epoch]
-        with torch.no_grad():
-            weighted = {name: param.detach() * weight for name, param in self.gpa_parameters().items()}
-            if self.gpa_sum is None:
-                self.gpa_sum = weighted
-            else:
-                self.gpa_sum = {name: self.gpa_sum[name] + value for name, value in weighted.items()}
-            if self.epoch + 1 == self.max_epoch:
-                print("Using the GPA prompts (Gaussian-weighted over the epochs) from here on")
-                for name, param in self.gpa_parameters().items():
-                    param.copy_(self.gpa_sum[name])
-                self.clear_text_feature_cache()
+        self.gpa.add(self.epoch, self.gpa_parameters())
+        if self.epoch + 1 == self.max_epoch:
+            print("Using the GPA prompts (Gaussian-weighted over the epochs) from here on")
+            self.gpa.load_into(self.gpa_parameters())
+            self.clear_text_feature_cache()
 
     def extra_checkpoint_state(self):
         state = super().extra_checkpoint_state()
-        if self.gpa_sum is not None:
-            state["gpa_sum"] = {name: value.clone() for name, value in self.gpa_sum.items()}
+        if self.gpa is not None:
+            state["gpa"] = self.gpa.state_dict()
         return state
 
     def restore_extra_checkpoint_state(self, state):
         super().restore_extra_checkpoint_state(state)
-        gpa_sum = state.get("gpa_sum")
-        self.gpa_sum = None if gpa_sum is None else {
-            name: value.to(self.device) for name, value in gpa_sum.items()}
+        if self.gpa is not None and "gpa" in state:
+            self.gpa.load_state_dict(state["gpa"], self.device)
