@@ -18,13 +18,14 @@ def class_text_features(clip_model, classnames, templates, batch_size=1000, norm
     """L2-normalised class features [C, E]: each template's features normalised, averaged
     over the templates, normalised again (CoOp's ZeroshotCLIP2 ensemble for several).
     ``normalize_each=False`` averages the raw features instead (PromptSRC's ensemble)."""
-    text_encoder = TextEncoder(clip_model)
-    per_template = []
-    for template in templates:
-        texts = [template.format(name) for name in classnames]
-        features = text_encoder.encode_texts(texts, batch_size=batch_size).float()
-        per_template.append(F.normalize(features, dim=-1) if normalize_each else features)
-    return F.normalize(torch.stack(per_template).mean(dim=0), dim=-1)
+    # Every template x class text in one list: chunks of batch_size whatever the number of
+    # classes (one small call per template is many times slower for few classes).
+    texts = [template.format(name) for template in templates for name in classnames]
+    features = TextEncoder(clip_model).encode_texts(texts, batch_size=batch_size).float()
+    per_template = features.reshape(len(templates), len(classnames), -1)
+    if normalize_each:
+        per_template = F.normalize(per_template, dim=-1)
+    return F.normalize(per_template.mean(dim=0), dim=-1)
 
 
 class ZeroShotClassifier(nn.Module):
