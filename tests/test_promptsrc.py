@@ -174,6 +174,7 @@ def test_gpa_weights_are_the_gaussian_density_normalised_over_the_epochs(epochs,
     assert sum(gpa_weights(epochs, mean, std)) == pytest.approx(1.0)
 
 
+@pytest.mark.real_dassl
 def test_the_run_ends_with_the_gaussian_aggregate_and_saves_it(demo_data_root, tmp_path, restore_stdout):
     from engine import build_trainer
     from trainers.promptsrc import gpa_weights
