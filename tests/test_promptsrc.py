@@ -156,6 +156,14 @@ def test_a_step_encodes_each_thing_once_and_the_frozen_text_never(make_cfg, monk
     assert calls == {"text": 1, "frozen_image": 1}
 
 
+def test_a_gpa_std_of_zero_is_a_user_error(make_cfg):
+    from engine.user_errors import UserError
+
+    # (train.py prints a UserError as one "error: ..." line and exits with status 2)
+    with pytest.raises(UserError, match=r"^TRAINER.PROMPTSRC.GPA_STD must be > 0 \(epochs\), got 0$"):
+        build(make_cfg, "TRAINER.PROMPTSRC.GPA_STD", 0)
+
+
 def test_eval_only_builds_no_frozen_reference_or_aggregation(make_cfg):
     trainer = build(make_cfg, "EVAL_ONLY", "True")
     assert trainer.teacher is None and trainer.gpa is None and trainer.extra_checkpoint_state() == {}

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY
+from engine.user_errors import UserError
 from models.distillation import kd_loss
 from models.templates import PROMPTSRC_TEMPLATES
 from models.zero_shot import ZeroShotClassifier
@@ -90,6 +91,12 @@ class PromptSRC(IVLP):
     # Without vision prompts the student's image features are the frozen tower's: reused.
     teacher_reuses_image_features = False
     gpa = None  # GaussianPromptAggregation (not built for eval-only runs)
+
+    def check_cfg(self, cfg):
+        super().check_cfg(cfg)
+        if not float(self.options(cfg).GPA_STD) > 0:
+            raise UserError(f"{self.config_path()}.GPA_STD must be > 0 (epochs), "
+                            f"got {self.options(cfg).GPA_STD}")
 
     @staticmethod
     def build_frozen_reference(clip_model, classnames):
