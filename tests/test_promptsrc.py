@@ -156,6 +156,23 @@ def test_a_step_encodes_each_thing_once_and_the_frozen_text_never(make_cfg, monk
     assert calls == {"text": 1, "frozen_image": 1}
 
 
+def test_without_vision_prompts_the_frozen_image_pass_is_the_students(make_cfg, monkeypatch):
+    import trainers.promptsrc
+
+    monkeypatch.setattr(trainers.promptsrc, "PROMPTSRC_TEMPLATES", ["a photo of a {}."])  # fast
+    trainer = build(make_cfg, "DATASET.SUBSAMPLE_CLASSES", "base", "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", 0)
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the student's image features are the frozen tower's: no second pass")
+
+    trainer.teacher.clip_model.encode_image = no_second_pass
+    batch = next(iter(trainer.train_loader_x))
+    trainer.set_model_mode("train")
+    step = trainer.training_step(batch["img"][:4], batch["label"][:4])
+    terms = trainer.loss_terms(step)
+    assert terms["loss_scl_image"].item() == 0.0 and terms["loss_scl_text"].item() > 0
+
+
 def test_a_gpa_std_of_zero_is_a_user_error(make_cfg):
     from engine.user_errors import UserError
 
