@@ -5,6 +5,7 @@
 * ``IMAGENET_TEMPLATES``: the 80 prompt-ensembling templates OpenAI published
   with CLIP's ImageNet zero-shot notebook.
 * ``IMAGENET_TEMPLATES_SELECT``: the 7-template subset CoOp's ZeroshotCLIP2 averages.
+* ``PROMPTSRC_TEMPLATES``: the 60 templates PromptSRC's frozen text features average.
 """
 
 DEFAULT_TEMPLATE = "a photo of a {}."
@@ -126,3 +127,7 @@ IMAGENET_TEMPLATES_SELECT = [
     "art of the {}.",
     "a photo of the small {}.",
 ]
+
+# PromptSRC's list (its trainers/imagenet_templates.py): the first 60 of the 80 above,
+# with "a photo of a {}." moved to the front. Order matters only to fp32 rounding.
+PROMPTSRC_TEMPLATES = [IMAGENET_TEMPLATES[39], *IMAGENET_TEMPLATES[:39], *IMAGENET_TEMPLATES[40:60]]

@@ -14,28 +14,31 @@ from models.text_encoder import TextEncoder
 
 
 @torch.no_grad()
-def class_text_features(clip_model, classnames, templates, batch_size=1000):
+def class_text_features(clip_model, classnames, templates, batch_size=1000, normalize_each=True):
     """L2-normalised class features [C, E]: each template's features normalised, averaged
-    over the templates, normalised again (CoOp's ZeroshotCLIP2 ensemble for several)."""
-    text_encoder = TextEncoder(clip_model)
-    per_template = []
-    for template in templates:
-        texts = [template.format(name) for name in classnames]
-        features = text_encoder.encode_texts(texts, batch_size=batch_size)
-        per_template.append(F.normalize(features.float(), dim=-1))
-    return F.normalize(torch.stack(per_template).mean(dim=0), dim=-1)
+    over the templates, normalised again (CoOp's ZeroshotCLIP2 ensemble for several).
+    ``normalize_each=False`` averages the raw features instead (PromptSRC's ensemble)."""
+    # Every template x class text in one list: chunks of batch_size whatever the number of
+    # classes (one small call per template is many times slower for few classes).
+    texts = [template.format(name) for template in templates for name in classnames]
+    features = TextEncoder(clip_model).encode_texts(texts, batch_size=batch_size).float()
+    per_template = features.reshape(len(templates), len(classnames), -1)
+    if normalize_each:
+        per_template = F.normalize(per_template, dim=-1)
+    return F.normalize(per_template.mean(dim=0), dim=-1)
 
 
 class ZeroShotClassifier(nn.Module):
     """Frozen CLIP scoring images against ``templates`` x class names."""
 
-    def __init__(self, clip_model, classnames, templates):
+    def __init__(self, clip_model, classnames, templates, normalize_each=True):
         super().__init__()
         self.clip_model = clip_model
         for param in clip_model.parameters():
             param.requires_grad_(False)
         self.templates = list(templates)
-        self.register_buffer("text_features", class_text_features(clip_model, classnames, self.templates),
+        self.register_buffer("text_features", class_text_features(
+            clip_model, classnames, self.templates, normalize_each=normalize_each),
                              persistent=False)
 
     @torch.no_grad()

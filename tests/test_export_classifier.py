@@ -114,7 +114,7 @@ def test_bad_input_is_one_error_line(trained_coop, tmp_path, capsys):
     assert not (tmp_path / "x.npy").exists()
 
 
-@pytest.mark.parametrize("trainer_name", ["IVLP", "VPT", "MaPLe", "POMP", "RPP"])
+@pytest.mark.parametrize("trainer_name", ["IVLP", "VPT", "MaPLe", "POMP", "RPP", "PromptSRC"])
 def test_deep_and_vision_prompts_round_trip_through_a_checkpoint(trainer_name, make_cfg, tmp_path):
     """A perturbed prompt saved in the trainers' checkpoint layout comes back out exactly."""
     from engine import TRAINER_REGISTRY

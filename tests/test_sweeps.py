@@ -1,4 +1,4 @@
-"""The sweep scripts (scripts/{coop,cocoop,maple,ivlp,vpt,zsclip}/*.sh and scripts/common.sh).
+"""The sweep scripts (scripts/{coop,cocoop,maple,ivlp,vpt,promptsrc,zsclip}/*.sh and scripts/common.sh).
 
 Most tests swap PYTHON for a stub that prints each train.py command line instead of
 running it, so every script's configs, folders and --load-epoch are checked in
@@ -20,7 +20,7 @@ from conftest import REPO_ROOT
 ACCURACY = re.compile(r"^\* accuracy: [\d.]+%$", re.M)
 SCRIPTS = [
     f"scripts/{method}/{name}.sh"
-    for method in ("coop", "cocoop", "maple", "ivlp", "vpt")
+    for method in ("coop", "cocoop", "maple", "ivlp", "vpt", "promptsrc")
     for name in ("base2new", "xd_train", "xd_test", "dg_test", "few_shot")
 ] + ["scripts/zsclip/zeroshot.sh"]
 

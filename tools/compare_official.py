@@ -1,15 +1,21 @@
-"""Compare our CoOp / CoCoOp / MaPLe / IVLP / VPT with the authors' code, in fp32.
+"""Compare our CoOp / CoCoOp / MaPLe / IVLP / VPT / PromptSRC with the authors' code, in fp32.
 
 Both implementations get the same tiny CLIP (a seeded random open_clip model whose
 widths the official code accepts), the same class names, the same prompt parameters and
 the same images. Printed: whether they tokenize and initialise alike (VPT, whose text is
 fixed: whether the class text features agree), the largest logit difference, and the
-largest difference of every prompt parameter after one identical SGD step. Exit status 1
+largest difference of every prompt parameter after one identical SGD step. PromptSRC
+instead runs the official ``PromptSRC.forward_backward`` itself for two epochs of one
+batch each (MAX_EPOCH 2, GPA N(1, 1)) next to our ``training_step`` / ``loss_terms`` /
+``finish_batch``: printed are the total loss of each step (CE + the L1 and KL terms
+against the frozen CLIP), the prompts after the first SGD step, and the prompts after
+the second, which both sides then replace by their Gaussian aggregate. Exit status 1
 when a difference exceeds --tolerance.
 
 The official code is never copied here: point --official at a clone outside this repo
 (CoOp and CoCoOp: github.com/KaiyangZhou/CoOp; MaPLe, IVLP and VPT:
-github.com/muzairkhattak/multimodal-prompt-learning). Its trainers import Dassl, so run
+github.com/muzairkhattak/multimodal-prompt-learning; PromptSRC:
+github.com/muzairkhattak/PromptSRC). Its trainers import Dassl, so run
 this with Dassl importable, e.g. a Dassl.pytorch checkout on PYTHONPATH:
 
     PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py coop --official PATH/TO/CoOp
@@ -17,6 +23,8 @@ this with Dassl importable, e.g. a Dassl.pytorch checkout on PYTHONPATH:
     PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py maple \
         --official PATH/TO/multimodal-prompt-learning
     (ivlp, vpt: the same, with the MaPLe repository)
+    PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py promptsrc \
+        --official PATH/TO/PromptSRC
 
 Adjustments that make the official code run in fp32 on a CPU and a tiny model, each
 stated in the output: (1) its CLIP is built with the class constructor, as its
@@ -24,7 +32,13 @@ stated in the output: (1) its CLIP is built with the class constructor, as its
 explicitly; (2) for MaPLe, IVLP and VPT, whose prompt paths call ``.half()`` on tensors
 (MaPLe also on ``proj``) because they only run in fp16, those casts are made no-ops while
 the official model is built and run, and the model is cast to fp32; (3) for VPT, whose
-forward moves its fixed text features with ``.cuda()``, that call is a no-op.
+forward moves its fixed text features with ``.cuda()``, that call is a no-op; (4) for
+PromptSRC, whose prompt learner loads its frozen CLIPs itself (``load_clip_to_cpu(cfg,
+True)``, a download) and moves tensors and modules with ``.cuda()``, the loader returns
+an official CLIP without prompts holding the same tiny weights, and ``.cuda()`` (tensor
+and module) is a no-op; its ``forward_backward`` runs on a stand-in for its trainer that
+holds the model, an SGD optimizer over the same prompts, the config and the Gaussian
+weights its ``build_model`` computes (with its ``get_gauss``).
 """
 import argparse
 import contextlib
@@ -55,13 +69,16 @@ SHAPES = {
     "maple": dict(embed_dim=64, vision_width=768, text_width=512, layers=4),
     "ivlp": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
     "vpt": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
+    "promptsrc": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
 }
 OFFICIAL_TRAINER_FILES = {"coop": "coop.py", "cocoop": "cocoop.py", "maple": "maple.py",
-                          "ivlp": "independentVL.py", "vpt": "vpt.py"}
-OFFICIAL_USES_HALF_CASTS = {"maple", "ivlp", "vpt"}
-OFFICIAL_USES_CUDA_CALLS = {"vpt"}
+                          "ivlp": "independentVL.py", "vpt": "vpt.py", "promptsrc": "promptsrc.py"}
+OFFICIAL_USES_HALF_CASTS = {"maple", "ivlp", "vpt", "promptsrc"}
+OFFICIAL_USES_CUDA_CALLS = {"vpt", "promptsrc"}
 # Methods whose official code keeps (some) prompts in its CLIP's layers, named ``VPT*``.
-OFFICIAL_PROMPTS_IN_CLIP = {"ivlp", "vpt"}
+OFFICIAL_PROMPTS_IN_CLIP = {"ivlp", "vpt", "promptsrc"}
+# Methods whose official prompt learner builds IVLP prompts from these TRAINER nodes.
+IVLP_NODES = {"ivlp": "IVLP", "promptsrc": "PROMPTSRC"}
 IMAGE_SIZE, PATCH_SIZE, CONTEXT_LENGTH, VOCAB_SIZE = 32, 8, 77, 49408
 SGD = dict(lr=0.0035, momentum=0.9, weight_decay=5e-4)
 
@@ -98,10 +115,18 @@ def import_official(official_dir, trainer_file):
     clip_package = importlib.util.module_from_spec(spec)
     sys.modules["clip"] = clip_package
     spec.loader.exec_module(clip_package)
-    module_name = "official_" + os.path.splitext(trainer_file)[0]
+    # The trainer runs as a module of a package "official_trainers" (its own
+    # __init__.py, which imports every trainer, is not run), so that its relative
+    # imports (PromptSRC's ``.imagenet_templates``) find their files.
+    if "official_trainers" not in sys.modules:
+        package = types.ModuleType("official_trainers")
+        package.__path__ = [os.path.join(official_dir, "trainers")]
+        sys.modules["official_trainers"] = package
+    module_name = "official_trainers." + os.path.splitext(trainer_file)[0]
     spec = importlib.util.spec_from_file_location(
         module_name, os.path.join(official_dir, "trainers", trainer_file))
     trainer_module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = trainer_module
     spec.loader.exec_module(trainer_module)
     import clip.model as official_model
 
@@ -136,15 +161,20 @@ def build_cfg(method, coop_variant=COOP_VARIANTS[0]):
     elif method == "vpt":  # the official VPT's text is "a photo of a {class}." (our default)
         opts = cfg.TRAINER.VPT
         opts.N_CTX_VISION, opts.PROMPT_DEPTH_VISION, opts.CTX_INIT = 2, 3, "a photo of a"
-    else:
-        opts = cfg.TRAINER.IVLP
+    else:  # IVLP, PromptSRC
+        opts = cfg.TRAINER[IVLP_NODES[method]]
         opts.N_CTX_TEXT, opts.N_CTX_VISION, opts.CTX_INIT = 2, 2, "a photo of a"
         opts.PROMPT_DEPTH_TEXT, opts.PROMPT_DEPTH_VISION = 3, 3
+        if method == "promptsrc":  # two epochs of one step; GPA weights N(1, 1): 0.62, 0.38
+            cfg.OPTIM.MAX_EPOCH = 2
+            opts.GPA_MEAN, opts.GPA_STD = 1, 1
     opts.PREC = "fp32"
     return cfg
 
 
-def official_clip(official_model, ours, shape, cfg, method):
+def official_clip(official_model, ours, shape, cfg, method, prompts=True):
+    """The official CLIP holding our weights; ``prompts=False``: without prompts (as the
+    official PromptSRC loads its frozen CLIP)."""
     args = [shape["embed_dim"], IMAGE_SIZE, shape["layers"], shape["vision_width"], PATCH_SIZE,
             CONTEXT_LENGTH, VOCAB_SIZE, shape["text_width"], shape["text_width"] // 64,
             shape["layers"]]
@@ -152,8 +182,11 @@ def official_clip(official_model, ours, shape, cfg, method):
     if method == "maple":
         args.append({"trainer": "MaPLe", "vision_depth": 0, "language_depth": 0,
                      "vision_ctx": 0, "language_ctx": 0, "maple_length": cfg.TRAINER.MAPLE.N_CTX})
-    elif method == "ivlp":
-        opts = cfg.TRAINER.IVLP
+    elif method in IVLP_NODES and not prompts:
+        args.append({"trainer": "IVLP", "vision_depth": 0, "language_depth": 0,
+                     "vision_ctx": 0, "language_ctx": 0})
+    elif method in IVLP_NODES:
+        opts = cfg.TRAINER[IVLP_NODES[method]]
         args.append({"trainer": "IVLP", "vision_depth": opts.PROMPT_DEPTH_VISION,
                      "language_depth": opts.PROMPT_DEPTH_TEXT, "vision_ctx": opts.N_CTX_VISION,
                      "language_ctx": opts.N_CTX_TEXT})
@@ -189,7 +222,18 @@ def official_adjustments(method):
             stack.enter_context(tensor_method_is_a_no_op("half"))
         if method in OFFICIAL_USES_CUDA_CALLS:
             stack.enter_context(tensor_method_is_a_no_op("cuda"))
+            stack.enter_context(module_cuda_is_a_no_op())
         yield
+
+
+@contextlib.contextmanager
+def module_cuda_is_a_no_op():
+    original = torch.nn.Module.cuda
+    torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+    try:
+        yield
+    finally:
+        torch.nn.Module.cuda = original
 
 
 def our_prompt_parameters(model):
@@ -200,7 +244,8 @@ def official_prompt_parameters(model):
     """What the official trainers train: the prompt learner, plus (IVLP, VPT) every
     parameter named ``VPT*``, which their CLIP blocks own."""
     return {name: param for name, param in model.named_parameters()
-            if name.startswith("prompt_learner.") or "VPT" in name}
+            if (name.startswith("prompt_learner.") or "VPT" in name)
+            and "ZS_image_encoder" not in name}  # PromptSRC's frozen CLIP lives in its prompt learner
 
 
 def official_name(method, ours):
@@ -232,6 +277,68 @@ def sgd_step(params, images, labels, forward):
     return logits
 
 
+def compare_promptsrc_training(cfg, ours, theirs, ours_clip, official_trainer, our_params,
+                               their_params, pairs, images, labels, casts, check):
+    """Two epochs of one step each: our PromptSRC's training step, loss terms and
+    epoch end (GPA) against the official ``PromptSRC.forward_backward``."""
+    import collections
+
+    import numpy as np
+
+    from trainers.promptsrc import PromptSRC
+
+    with torch.no_grad():  # logits in evaluation mode, before any step
+        our_logits = ours(images)
+        with casts():
+            their_logits = theirs.eval()(images)
+    check(f"logits {tuple(our_logits.shape)}", max_diff(our_logits, their_logits))
+
+    # Ours: the trainer's own methods on an instance without a dataset or a loop.
+    trainer = PromptSRC.__new__(PromptSRC)
+    trainer.cfg, trainer.model, trainer.device = cfg, ours.train(), torch.device("cpu")
+    trainer.dm = types.SimpleNamespace(dataset=types.SimpleNamespace(classnames=CLASSNAMES))
+    trainer._models, trainer._optims, trainer._scheds = (collections.OrderedDict() for _ in range(3))
+    trainer.max_epoch, trainer.num_batches, trainer.batch_idx = cfg.OPTIM.MAX_EPOCH, 1, 0
+    trainer.build_extra_models(ours_clip)
+    our_optim = torch.optim.SGD(list(our_params.values()), **SGD)
+
+    # Theirs: forward_backward on a stand-in holding what its build_model sets up.
+    official = official_trainer.PromptSRC
+    opts = cfg.TRAINER.PROMPTSRC
+    stand_in = types.SimpleNamespace(
+        cfg=cfg, model=theirs.train(), optim=torch.optim.SGD(list(their_params.values()), **SGD),
+        scaler=None, device=torch.device("cpu"), batch_idx=0, num_batches=1, step_counter=1,
+        previous_model_gpa=None, update_lr=lambda: None)
+    for name in ("parse_batch_train", "state_dict_weighting", "state_dict_add", "get_gauss"):
+        setattr(stand_in, name, functools.partial(getattr(official, name), stand_in))
+    gauss = stand_in.get_gauss(opts.GPA_MEAN, opts.GPA_STD)
+    stand_in.gauss = np.array([gauss(a) for a in range(1, cfg.OPTIM.MAX_EPOCH + 1)])
+    stand_in.gauss = stand_in.gauss / sum(stand_in.gauss)
+
+    previous = {name: param.detach().clone() for name, param in our_params.items()}
+    for epoch in range(cfg.OPTIM.MAX_EPOCH):
+        trainer.epoch = epoch
+        step = trainer.training_step(images, labels)
+        terms = trainer.loss_terms(step)
+        our_loss = sum(terms.values())
+        our_optim.zero_grad()
+        our_loss.backward()
+        our_optim.step()
+        trainer.finish_batch()  # the epoch's end: GPA (after the last epoch: its aggregate)
+        with casts():
+            their_loss = official.forward_backward(stand_in, {"img": images, "label": labels})["loss"]
+        shown = ", ".join(f"{name} {value.item():.4g}" for name, value in terms.items())
+        check(f"epoch {epoch + 1}: total loss ({shown})", abs(our_loss.item() - their_loss))
+        last = epoch + 1 == cfg.OPTIM.MAX_EPOCH
+        when = "after the last step and GPA" if last else f"after SGD step {epoch + 1}"
+        for name, official_name_ in sorted(pairs.items()):
+            moved = max_diff(our_params[name], previous[name])  # so a frozen prompt cannot pass
+            label = f"{name} (official {official_name_})"
+            check(f"{label} {when} (which moved it by up to {moved:.3g})",
+                  max_diff(our_params[name], their_params[official_name_]) if moved > 0 else 1.0)
+        previous = {name: param.detach().clone() for name, param in our_params.items()}
+
+
 def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     from models.clip_loader import load_clip
 
@@ -250,6 +357,14 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
         from trainers.maple import MaPLe as OurTrainer
     elif method == "vpt":
         from trainers.vpt import VPT as OurTrainer
+    elif method == "promptsrc":
+        from trainers.promptsrc import PromptSRC as OurTrainer
+
+        def frozen_official_clip(cfg, zero_shot_model=False):  # the official loader's stand-in
+            assert zero_shot_model, "the official PromptSRC loads only its frozen CLIP here"
+            return official_clip(official_model, ours_clip, shape, cfg, method, prompts=False)
+
+        official_trainer.load_clip_to_cpu = frozen_official_clip
     else:
         from trainers.ivlp import IVLP as OurTrainer
     # Our trainers get the class names from ClipTrainer.classnames, which turns "_" into
@@ -300,6 +415,10 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(4, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
     labels = torch.tensor([0, 1, 2, 4])
+    if method == "promptsrc":
+        compare_promptsrc_training(cfg, ours, theirs, ours_clip, official_trainer, our_params,
+                                   their_params, pairs, images, labels, casts, check)
+        return finish_report(method, official_dir, tolerance, shape, report, worst)
     before = {name: param.detach().clone() for name, param in our_params.items()}
     our_logits = sgd_step(our_params, images, labels, ours)
     with casts():
@@ -314,6 +433,10 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     variant = ""
     if method == "coop":
         variant = " [CTX_INIT {!r}, CSC {}, CLASS_TOKEN_POSITION {}]".format(*coop_variant)
+    return finish_report(method, official_dir, tolerance, shape, report, worst, variant)
+
+
+def finish_report(method, official_dir, tolerance, shape, report, worst, variant=""):
     print(f"== {method}{variant}: ours vs {official_dir} (fp32, tolerance {tolerance:g})")
     print("   CLIP: open_clip, seeded random, vision width {vision_width}, text width "
           "{text_width}, {layers} layers, {embed_dim}-d embedding; the official CLIP built by "
@@ -322,6 +445,10 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
         print("   official model: .half() casts made no-ops and the model cast to fp32")
     if method in OFFICIAL_USES_CUDA_CALLS:
         print("   official model: .cuda() made a no-op (this runs on the CPU)")
+    if method == "promptsrc":
+        print("   official frozen CLIP: its load_clip_to_cpu(cfg, True) returns the official CLIP "
+              "without prompts holding the same weights; its forward_backward runs on a stand-in "
+              "trainer (model, SGD over the same prompts, cfg, Gaussian weights from its get_gauss)")
     print("\n".join("   " + line for line in report))
     return worst <= tolerance
 
