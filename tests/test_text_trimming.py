@@ -86,6 +86,7 @@ PROMPTED = {
     "IVLP": ("IVLP", ()),
     "VPT": ("VPT", ()),
     "MaPLe": ("MaPLe", ()),
+    "PromptSRC": ("PromptSRC", ()),
     "RPP": ("RPP", ()),
     "RPP-shared-qkv": ("RPP", ("TRAINER.RPP.SHARE_QKV", True)),
     "RPP-independent-input": ("RPP", ("TRAINER.RPP.QKV_INIT", "independent",
