@@ -89,3 +89,11 @@ def test_ordinary_modes_are_converted_as_before(tmp_path):
         Image.fromarray(rgb).convert(mode).save(path)
         with Image.open(path) as img:
             assert np.array_equal(np.asarray(read_image(path)), np.asarray(img.convert("RGB")))
+
+
+def test_dassl_api_read_image_reads_wide_greyscale_like_the_loader(tmp_path):
+    from engine.bundled.utils import read_image as utils_read_image
+
+    path = save(tmp_path / "scan.png", RAMP_16, "I;16")
+    grey = np.asarray(utils_read_image(path))[..., 0]
+    assert np.array_equal(grey, expected_8bit(RAMP_16, 65535))

@@ -48,8 +48,11 @@ def check_isfile(fpath):
 
 
 def read_image(path):
-    """Open an image file as an RGB ``PIL.Image``."""
-    return Image.open(path).convert("RGB")
+    """Open an image file as an RGB ``PIL.Image`` (wide greyscale modes by their value
+    range, as the data loader reads them: ``image_decoding``)."""
+    from engine.bundled.data.image_decoding import open_rgb  # the data package imports this module
+
+    return open_rgb(path)
 
 
 def count_num_param(model=None, params=None):
