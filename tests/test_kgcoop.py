@@ -8,10 +8,9 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import DEMO_DATASET_CONFIG, REPO_ROOT, TINY_COOP_CONFIG
-from test_sweeps import ACCURACY, dry, fake_checkpoint, run_script  # noqa: F401  (dry: a fixture)
+from test_sweeps import ACCURACY, dry, run_script  # noqa: F401  (dry: a fixture)
 
 KGCOOP_CONFIGS = os.path.join(REPO_ROOT, "configs", "trainers", "KgCoOp")
 TINY_KGCOOP_CONFIG = os.path.join(KGCOOP_CONFIGS, "tiny_vit.yaml")
