@@ -9,8 +9,11 @@ official code computes it. The h_c are encoded once per run, for the classes bei
 trained (the base classes in base-to-new). Evaluation is CoOp's: plain logits, the
 hand-crafted features are not used (nor built in an eval-only run).
 
-The official recipe: CoOp's keys (N_CTX 4, CTX_INIT "a photo of a", the official
-``CTX_INIT True``) plus ``W``, 8.0 in every official script (its code's default is 1.0).
+The official recipe (configs/trainers/KgCoOp): CoOp's keys, N_CTX 4 and CTX_INIT
+"a photo of a" (the official code turns any true CTX_INIT into those words), plus ``W``,
+8.0 in every official script (its code's default is 1.0). The official code keeps these
+keys in TRAINER.COOP; ours are TRAINER.KGCOOP, so CoOp's and KgCoOp's runs do not share
+a node.
 """
 import torch.nn.functional as F
 
