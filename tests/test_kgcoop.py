@@ -3,6 +3,7 @@ cosine computed here, where its gradient goes, W = 0 as CoOp, the hand-crafted f
 encoded once per run, and (slow) its sweep, the parser and a resume through train.py's path."""
 import csv
 import io
+import itertools
 import os
 import sys
 
@@ -18,11 +19,13 @@ TINY_KGCOOP_CONFIG = os.path.join(KGCOOP_CONFIGS, "tiny_vit.yaml")
 
 @pytest.fixture
 def make_trainer(make_cfg, tmp_path):
+    built = itertools.count()
+
     def build(*opts, trainer="KgCoOp", config_file=TINY_KGCOOP_CONFIG):
         from engine import build_trainer
 
         cfg = make_cfg(trainer, "DATASET.NUM_SHOTS", 2, *opts, config_file=config_file,
-                       output_dir=str(tmp_path / f"{trainer}-{len(os.listdir(tmp_path))}"))
+                       output_dir=str(tmp_path / f"run{next(built)}"))
         return build_trainer(cfg)
     return build
 
