@@ -2,6 +2,8 @@
 
 * ``CUSTOM_TEMPLATES``: one template per dataset (keyed by the Dassl dataset
   class name), the ones CoOp's ZeroshotCLIP uses.
+* ``KGCOOP_TEMPLATES``: the hand-crafted prompts KgCoOp keeps its learned class text near;
+  CoOp's but for DTD's.
 * ``IMAGENET_TEMPLATES``: the 80 prompt-ensembling templates OpenAI published
   with CLIP's ImageNet zero-shot notebook.
 * ``IMAGENET_TEMPLATES_SELECT``: the 7-template subset CoOp's ZeroshotCLIP2 averages.
@@ -30,9 +32,14 @@ CUSTOM_TEMPLATES = {
 }
 
 
-def template_for(dataset_name: str) -> str:
-    """The hand-crafted template of a dataset; ``DEFAULT_TEMPLATE`` for unlisted ones."""
-    return CUSTOM_TEMPLATES.get(dataset_name, DEFAULT_TEMPLATE)
+# KgCoOp's CUSTOM_TEMPLATES (htyao89/KgCoOp trainers/kgcoop.py) differ from CoOp's in DTD only.
+KGCOOP_TEMPLATES = {**CUSTOM_TEMPLATES, "DescribableTextures": "a photo of a {}, a type of texture."}
+
+
+def template_for(dataset_name: str, templates=CUSTOM_TEMPLATES) -> str:
+    """The hand-crafted template of a dataset in ``templates``; ``DEFAULT_TEMPLATE`` for
+    unlisted ones."""
+    return templates.get(dataset_name, DEFAULT_TEMPLATE)
 
 
 IMAGENET_TEMPLATES = [

@@ -2,7 +2,7 @@
 # Base-to-new comparison on one dataset and seed: runs the baselines named after TRAINER
 # and CFG (each skipped when its results exist) and prints Base/New/HM side by side for
 # TRAINER/CFG and them. Called at the end of scripts/rpp/base2new.sh; usable on its own.
-# Usage: bash scripts/base2new_compare.sh DATASET SEED TRAINER CFG [zsclip|coop|cocoop|maple|ivlp|vpt ...]
+# Usage: bash scripts/base2new_compare.sh DATASET SEED TRAINER CFG [zsclip|coop|cocoop|kgcoop|maple|ivlp|vpt ...]
 # A baseline uses configs/trainers/<Trainer>/${CFG}.yaml when it exists, else BASELINE_CFG
 # (default vit_b16_ep50_ctxv1-style defaults of its own sweep script).
 set -euo pipefail
@@ -30,16 +30,16 @@ for baseline in "$@"; do
             done
             METHODS+=("--method" "ZeroshotCLIP/${cfg}")
             ;;
-        coop | cocoop | maple | ivlp | vpt)
+        coop | cocoop | kgcoop | maple | ivlp | vpt)
             case "$baseline" in
-                coop) trainer=CoOp ;; cocoop) trainer=CoCoOp ;; maple) trainer=MaPLe ;;
+                coop) trainer=CoOp ;; cocoop) trainer=CoCoOp ;; kgcoop) trainer=KgCoOp ;; maple) trainer=MaPLe ;;
                 ivlp) trainer=IVLP ;; vpt) trainer=VPT ;;
             esac
             cfg=$(baseline_cfg "$trainer")
             CFG=$cfg bash "scripts/${baseline}/base2new.sh" "$DATASET" "$SEED"
             METHODS+=("--method" "${trainer}${cfg:+/$cfg}")
             ;;
-        *) rpp_die "unknown baseline '$baseline' (zsclip coop cocoop maple ivlp vpt)" ;;
+        *) rpp_die "unknown baseline '$baseline' (zsclip coop cocoop kgcoop maple ivlp vpt)" ;;
     esac
 done
 

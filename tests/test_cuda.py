@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 TRAINERS = {  # trainer: (config folder, PREC node)
     "CoOp": ("CoOp", "COOP"),
     "CoCoOp": ("CoCoOp", "COCOOP"),
+    "KgCoOp": ("KgCoOp", "KGCOOP"),
     "IVLP": ("IVLP", "IVLP"),
     "VPT": ("VPT", "VPT"),
     "MaPLe": ("MaPLe", "MAPLE"),

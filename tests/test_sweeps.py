@@ -1,4 +1,4 @@
-"""The sweep scripts (scripts/{coop,cocoop,maple,ivlp,vpt,promptsrc,zsclip}/*.sh and scripts/common.sh).
+"""The sweep scripts (scripts/{coop,cocoop,kgcoop,maple,ivlp,vpt,promptsrc,zsclip}/*.sh and scripts/common.sh).
 
 Most tests swap PYTHON for a stub that prints each train.py command line instead of
 running it, so every script's configs, folders and --load-epoch are checked in
@@ -20,7 +20,7 @@ from conftest import REPO_ROOT
 ACCURACY = re.compile(r"^\* accuracy: [\d.]+%$", re.M)
 SCRIPTS = [
     f"scripts/{method}/{name}.sh"
-    for method in ("coop", "cocoop", "maple", "ivlp", "vpt", "promptsrc")
+    for method in ("coop", "cocoop", "kgcoop", "maple", "ivlp", "vpt", "promptsrc")
     for name in ("base2new", "xd_train", "xd_test", "dg_test", "few_shot")
 ] + ["scripts/zsclip/zeroshot.sh"]
 
@@ -99,6 +99,7 @@ def test_scripts_parse_and_are_executable():
     ("scripts/coop/base2new.sh", "oxford_pets", "CoOp/vit_b16_ctxv1", 200),
     ("scripts/coop/base2new.sh", "imagenet", "CoOp/vit_b16_ep50_ctxv1", 50),
     ("scripts/cocoop/base2new.sh", "caltech101", "CoCoOp/vit_b16_c4_ep10_batch1_ctxv1", 10),
+    ("scripts/kgcoop/base2new.sh", "imagenet", "KgCoOp/vit_b16_ep100_ctxv1", 100),
     ("scripts/maple/base2new.sh", "dtd", "MaPLe/vit_b16_c2_ep5_batch4_2ctx", 5),
     ("scripts/ivlp/base2new.sh", "imagenet", "IVLP/vit_b16_c2_ep5_batch4_2+2ctx", 5),
     ("scripts/vpt/base2new.sh", "eurosat", "VPT/vit_b16_c2_ep5_batch4_4", 5),
@@ -128,6 +129,7 @@ def test_base2new_trains_on_base_and_tests_new(dry, script, dataset, cfg_file, e
 @pytest.mark.parametrize("method, trainer, cfg, epoch", [
     ("coop", "CoOp", "vit_b16_ep50_ctxv1", 50),
     ("cocoop", "CoCoOp", "vit_b16_c4_ep10_batch1_ctxv1", 10),
+    ("kgcoop", "KgCoOp", "vit_b16_ep25_ctxv1_cross_datasets", 25),
     ("maple", "MaPLe", "vit_b16_c2_ep5_batch4_2ctx_cross_datasets", 2),  # (named ep5, 2 epochs)
     ("ivlp", "IVLP", "vit_b16_c2_ep2_batch4_2+2ctx_cross_datasets", 2),
     ("vpt", "VPT", "vit_b16_c2_ep2_batch4_8ctx_cross_datasets", 2),
