@@ -1,25 +1,29 @@
-"""Compare our CoOp / CoCoOp / MaPLe / IVLP / VPT / PromptSRC with the authors' code, in fp32.
+"""Compare our CoOp/CoCoOp/KgCoOp/MaPLe/IVLP/VPT/PromptSRC with the authors' code, in fp32.
 
 Both implementations get the same tiny CLIP (a seeded random open_clip model whose
 widths the official code accepts), the same class names, the same prompt parameters and
 the same images. Printed: whether they tokenize and initialise alike (VPT, whose text is
-fixed: whether the class text features agree), the largest logit difference, and the
-largest difference of every prompt parameter after one identical SGD step. PromptSRC
-instead runs the official ``PromptSRC.forward_backward`` itself for two epochs of one
-batch each (MAX_EPOCH 2, GPA N(1, 1)) next to our ``training_step`` / ``loss_terms`` /
-``finish_batch``: printed are the total loss of each step (CE + the L1 and KL terms
-against the frozen CLIP), the prompts after the first SGD step, and the prompts after
-the second, which both sides then replace by their Gaussian aggregate. Exit status 1
-when a difference exceeds --tolerance.
+fixed: whether the class text features agree; KgCoOp: also its hand-crafted class
+features), the largest logit and training-loss differences (KgCoOp's loss: CE + W times
+its knowledge-guided term), and the largest difference of every prompt parameter after
+one identical SGD step on that loss. PromptSRC instead runs the official
+``PromptSRC.forward_backward`` itself for two epochs of one batch each (MAX_EPOCH 2, GPA
+N(1, 1)) next to our ``training_step`` / ``loss_terms`` / ``finish_batch``: printed are
+the total loss of each step (CE + the L1 and KL terms against the frozen CLIP), the
+prompts after the first SGD step, and the prompts after the second, which both sides then
+replace by their Gaussian aggregate. Exit status 1 when a difference exceeds --tolerance.
 
 The official code is never copied here: point --official at a clone outside this repo
-(CoOp and CoCoOp: github.com/KaiyangZhou/CoOp; MaPLe, IVLP and VPT:
+(CoOp and CoCoOp: github.com/KaiyangZhou/CoOp; KgCoOp: the KgCoOp/ folder of
+github.com/htyao89/KgCoOp; MaPLe, IVLP and VPT:
 github.com/muzairkhattak/multimodal-prompt-learning; PromptSRC:
 github.com/muzairkhattak/PromptSRC). Its trainers import Dassl, so run
 this with Dassl importable, e.g. a Dassl.pytorch checkout on PYTHONPATH:
 
     PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py coop --official PATH/TO/CoOp
     (cocoop: the same, with the CoOp repository; coop --all-coop-variants: every CoOp layout)
+    PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py kgcoop \
+        --official PATH/TO/KgCoOp-repository/KgCoOp
     PYTHONPATH=PATH/TO/Dassl.pytorch python3 tools/compare_official.py maple \
         --official PATH/TO/multimodal-prompt-learning
     (ivlp, vpt: the same, with the MaPLe repository)
@@ -29,19 +33,25 @@ this with Dassl importable, e.g. a Dassl.pytorch checkout on PYTHONPATH:
 Adjustments that make the official code run in fp32 on a CPU and a tiny model, each
 stated in the output: (1) its CLIP is built with the class constructor, as its
 ``build_model`` derives the number of heads as width // 64 and we pass the same shapes
-explicitly; (2) for MaPLe, IVLP and VPT, whose prompt paths call ``.half()`` on tensors
-(MaPLe also on ``proj``) because they only run in fp16, those casts are made no-ops while
-the official model is built and run, and the model is cast to fp32; (3) for VPT, whose
-forward moves its fixed text features with ``.cuda()``, that call is a no-op; (4) for
-PromptSRC, whose prompt learner loads its frozen CLIPs itself (``load_clip_to_cpu(cfg,
-True)``, a download) and moves tensors and modules with ``.cuda()``, the loader returns
-an official CLIP without prompts holding the same tiny weights, and ``.cuda()`` (tensor
-and module) is a no-op; its ``forward_backward`` runs on a stand-in for its trainer that
-holds the model, an SGD optimizer over the same prompts, the config and the Gaussian
-weights its ``build_model`` computes (with its ``get_gauss``).
+explicitly; (2) for MaPLe, IVLP, VPT and PromptSRC, whose prompt paths call ``.half()``
+on tensors (MaPLe also on ``proj``) because they only run in fp16, those casts are made
+no-ops while the official model is built and run, and the model is cast to fp32; (3) for
+VPT, whose forward moves its fixed text features with ``.cuda()``, that call is a no-op;
+(4) for KgCoOp, whose prompt learner loads a second CLIP (downloaded) for its
+hand-crafted prompts and moves it and them with ``.cuda()``, that CLIP is a copy of the
+shared tiny one and ``.cuda()`` a no-op; KgCoOp runs with DATASET.NAME
+DescribableTextures, the one dataset whose hand-crafted prompt is KgCoOp's own rather
+than CoOp's; (5) for PromptSRC, whose prompt learner loads its frozen CLIPs itself
+(``load_clip_to_cpu(cfg, True)``, a download) and moves tensors and modules with
+``.cuda()``, the loader returns an official CLIP without prompts holding the same tiny
+weights, and ``.cuda()`` (tensor and module) is a no-op; its ``forward_backward`` runs on
+a stand-in for its trainer that holds the model, an SGD optimizer over the same prompts,
+the config and the Gaussian weights its ``build_model`` computes (with its
+``get_gauss``).
 """
 import argparse
 import contextlib
+import copy
 import functools
 import importlib.util
 import os
@@ -66,15 +76,18 @@ BACKBONE = "compare-vit"
 SHAPES = {
     "coop": dict(embed_dim=64, vision_width=128, text_width=128, layers=3),
     "cocoop": dict(embed_dim=64, vision_width=128, text_width=128, layers=3),
+    "kgcoop": dict(embed_dim=64, vision_width=128, text_width=128, layers=3),
     "maple": dict(embed_dim=64, vision_width=768, text_width=512, layers=4),
     "ivlp": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
     "vpt": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
     "promptsrc": dict(embed_dim=64, vision_width=128, text_width=128, layers=4),
 }
-OFFICIAL_TRAINER_FILES = {"coop": "coop.py", "cocoop": "cocoop.py", "maple": "maple.py",
-                          "ivlp": "independentVL.py", "vpt": "vpt.py", "promptsrc": "promptsrc.py"}
+OFFICIAL_TRAINER_FILES = {"coop": "coop.py", "cocoop": "cocoop.py", "kgcoop": "kgcoop.py",
+                          "maple": "maple.py", "ivlp": "independentVL.py", "vpt": "vpt.py",
+                          "promptsrc": "promptsrc.py"}
 OFFICIAL_USES_HALF_CASTS = {"maple", "ivlp", "vpt", "promptsrc"}
-OFFICIAL_USES_CUDA_CALLS = {"vpt", "promptsrc"}
+OFFICIAL_USES_CUDA_CALLS = {"vpt", "kgcoop", "promptsrc"}
+KGCOOP_DATASET = "DescribableTextures"  # KgCoOp's template differs from CoOp's here only
 # Methods whose official code keeps (some) prompts in its CLIP's layers, named ``VPT*``.
 OFFICIAL_PROMPTS_IN_CLIP = {"ivlp", "vpt", "promptsrc"}
 # Methods whose official prompt learner builds IVLP prompts from these TRAINER nodes.
@@ -155,6 +168,11 @@ def build_cfg(method, coop_variant=COOP_VARIANTS[0]):
     elif method == "cocoop":
         opts = cfg.TRAINER.COCOOP
         opts.N_CTX, opts.CTX_INIT = 4, "a photo of a"
+    elif method == "kgcoop":  # the official recipe; its code reads TRAINER.COOP, ours KGCOOP
+        cfg.DATASET.NAME = KGCOOP_DATASET
+        cfg.TRAINER.COCOOP.PREC = "fp32"  # the official KgCoOp halves its unused meta-net on fp16
+        for opts in (cfg.TRAINER.COOP, cfg.TRAINER.KGCOOP):
+            opts.N_CTX, opts.CTX_INIT, opts.PREC, opts.W = 4, "a photo of a", "fp32", 8.0
     elif method == "maple":
         opts = cfg.TRAINER.MAPLE
         opts.N_CTX, opts.CTX_INIT, opts.PROMPT_DEPTH = 2, "a photo of a", 3
@@ -240,9 +258,12 @@ def our_prompt_parameters(model):
     return {f"prompt_learner.{name}": param for name, param in model.prompt_learner.named_parameters()}
 
 
-def official_prompt_parameters(model):
-    """What the official trainers train: the prompt learner, plus (IVLP, VPT) every
-    parameter named ``VPT*``, which their CLIP blocks own."""
+def official_prompt_parameters(model, method):
+    """What the official trainers train: the prompt learner, plus (IVLP, VPT, PromptSRC)
+    every parameter named ``VPT*``, which their CLIP blocks own; KgCoOp's trains only
+    ``ctx`` (its prompt learner also holds an unused meta-net and bias vectors)."""
+    if method == "kgcoop":
+        return {name: param for name, param in model.named_parameters() if "ctx" in name}
     return {name: param for name, param in model.named_parameters()
             if (name.startswith("prompt_learner.") or "VPT" in name)
             and "ZS_image_encoder" not in name}  # PromptSRC's frozen CLIP lives in its prompt learner
@@ -268,13 +289,36 @@ def max_diff(a, b):
     return (a.detach().float() - b.detach().float()).abs().max().item()
 
 
-def sgd_step(params, images, labels, forward):
+def sgd_step(params, training_loss):
+    """One SGD step of ``params`` on ``training_loss()`` -> (logits, loss); returns both."""
     optimizer = torch.optim.SGD(list(params.values()), **SGD)
     optimizer.zero_grad()
-    logits = forward(images)
-    F.cross_entropy(logits, labels).backward()
+    logits, loss = training_loss()
+    loss.backward()
     optimizer.step()
-    return logits
+    return logits, loss
+
+
+def cross_entropy_loss(model, images, labels):
+    logits = model(images)
+    return logits, F.cross_entropy(logits, labels)
+
+
+def our_kgcoop_loss(model, cfg, hand_crafted, images, labels):
+    """Our KgCoOp training loss: CE + W * the knowledge-guided term on the features the
+    logits came from (what KgCoOp.loss_terms adds to CoOp's)."""
+    from trainers.kgcoop import knowledge_guided_term
+
+    outputs = model(images, return_features=True)
+    term = knowledge_guided_term(outputs.text_features, hand_crafted)
+    return outputs.logits, F.cross_entropy(outputs.logits, labels) + cfg.TRAINER.KGCOOP.W * term
+
+
+def official_kgcoop_loss(model, cfg, images, labels):
+    """The official KgCoOp's: its forward returns (logits, 1 - mean cos), its trainer adds
+    TRAINER.COOP.W times the latter to the CE."""
+    logits, score = model(images)
+    return logits, F.cross_entropy(logits, labels) + cfg.TRAINER.COOP.W * score
 
 
 def compare_promptsrc_training(cfg, ours, theirs, ours_clip, official_trainer, our_params,
@@ -353,6 +397,11 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
         from trainers.coop import CoOp as OurTrainer
     elif method == "cocoop":
         from trainers.cocoop import CoCoOp as OurTrainer
+    elif method == "kgcoop":
+        from trainers.kgcoop import KgCoOp as OurTrainer
+
+        # its prompt learner loads CLIP again for the hand-crafted prompts: the same one
+        official_trainer.load_clip_to_cpu = lambda cfg: copy.deepcopy(theirs_clip)
     elif method == "maple":
         from trainers.maple import MaPLe as OurTrainer
     elif method == "vpt":
@@ -375,7 +424,8 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     casts = functools.partial(official_adjustments, method)
     with casts():
         theirs = official_trainer.CustomCLIP(cfg, CLASSNAMES, theirs_clip).float().eval()
-    our_params, their_params = our_prompt_parameters(ours), official_prompt_parameters(theirs)
+    our_params = our_prompt_parameters(ours)
+    their_params = official_prompt_parameters(theirs, method)
     for model, trained in ((ours, our_params), (theirs, their_params)):  # as each trainer does
         for name, param in model.named_parameters():
             param.requires_grad_(name in trained)
@@ -397,6 +447,10 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
                                   theirs.prompt_learner.tokenized_prompts.cpu())
         check("tokenized class prompts (ours vs official clip.tokenize)",
               0.0 if same_tokens else 1.0)
+    if method == "kgcoop":  # our trainer encodes them once per run, as this does
+        our_hand_crafted = OurTrainer.hand_crafted_text_features(cfg, ours_clip, our_classnames)
+        check(f'hand-crafted class text features ("{OurTrainer.hand_crafted_template(cfg)}")',
+              max_diff(our_hand_crafted, F.normalize(theirs.ori_embedding.float(), dim=-1)))
     # Random initialisations differ (they are copied below); word initialisations must not.
     ctx_from_words = method != "vpt" and (method != "coop" or coop_variant[0])
     if ctx_from_words:
@@ -418,12 +472,19 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     if method == "promptsrc":
         compare_promptsrc_training(cfg, ours, theirs, ours_clip, official_trainer, our_params,
                                    their_params, pairs, images, labels, casts, check)
-        return finish_report(method, official_dir, tolerance, shape, report, worst)
+        return finish_report(method, cfg, official_dir, tolerance, shape, report, worst)
     before = {name: param.detach().clone() for name, param in our_params.items()}
-    our_logits = sgd_step(our_params, images, labels, ours)
+    if method == "kgcoop":
+        our_loss = functools.partial(our_kgcoop_loss, ours, cfg, our_hand_crafted, images, labels)
+        their_loss = functools.partial(official_kgcoop_loss, theirs, cfg, images, labels)
+    else:
+        our_loss = functools.partial(cross_entropy_loss, ours, images, labels)
+        their_loss = functools.partial(cross_entropy_loss, theirs, images, labels)
+    our_logits, our_value = sgd_step(our_params, our_loss)
     with casts():
-        their_logits = sgd_step(their_params, images, labels, theirs)
+        their_logits, their_value = sgd_step(their_params, their_loss)
     check(f"logits {tuple(our_logits.shape)}", max_diff(our_logits, their_logits))
+    check(f"training loss ({our_value.item():.6g})", max_diff(our_value, their_value))
     for name, official in sorted(pairs.items()):
         step = max_diff(our_params[name], before[name])  # so a zero gradient cannot pass
         label = name if official == name else f"{name} (official {official})"
@@ -433,10 +494,10 @@ def compare(method, official_dir, tolerance, coop_variant=COOP_VARIANTS[0]):
     variant = ""
     if method == "coop":
         variant = " [CTX_INIT {!r}, CSC {}, CLASS_TOKEN_POSITION {}]".format(*coop_variant)
-    return finish_report(method, official_dir, tolerance, shape, report, worst, variant)
+    return finish_report(method, cfg, official_dir, tolerance, shape, report, worst, variant)
 
 
-def finish_report(method, official_dir, tolerance, shape, report, worst, variant=""):
+def finish_report(method, cfg, official_dir, tolerance, shape, report, worst, variant=""):
     print(f"== {method}{variant}: ours vs {official_dir} (fp32, tolerance {tolerance:g})")
     print("   CLIP: open_clip, seeded random, vision width {vision_width}, text width "
           "{text_width}, {layers} layers, {embed_dim}-d embedding; the official CLIP built by "
@@ -445,6 +506,9 @@ def finish_report(method, official_dir, tolerance, shape, report, worst, variant
         print("   official model: .half() casts made no-ops and the model cast to fp32")
     if method in OFFICIAL_USES_CUDA_CALLS:
         print("   official model: .cuda() made a no-op (this runs on the CPU)")
+    if method == "kgcoop":
+        print("   official model: its second CLIP (hand-crafted prompts) is a copy of the shared "
+              f"one; DATASET.NAME {KGCOOP_DATASET}, W {cfg.TRAINER.KGCOOP.W:g}")
     if method == "promptsrc":
         print("   official frozen CLIP: its load_clip_to_cpu(cfg, True) returns the official CLIP "
               "without prompts holding the same weights; its forward_backward runs on a stand-in "
