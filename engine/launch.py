@@ -29,6 +29,7 @@ from engine.bundled.registry import closest_match
 from engine.config_checks import check_config_values
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list
 from engine.config_extension import extend_cfg
+from engine.output_lock import OutputDirLock
 from engine.stale_temp_files import remove_stale_temp_files
 from engine.user_errors import UserError, is_user_error
 
@@ -224,10 +225,32 @@ def print_args(args, cfg):
     print(cfg)
 
 
+def claim_output_dir(cfg, args, lock):
+    """Lock the output folder (rank 0), then check what it holds (``check_output_dir``).
+
+    The check runs under the lock, so two runs started together cannot both pass it. An
+    ``--overwrite`` that moved the old run aside locks the fresh folder in its place.
+    """
+    lock.acquire()
+    note = check_output_dir(cfg, args)
+    if note is not None:  # the locked folder was moved aside with the old run
+        lock.release()
+        lock.acquire()
+    return note
+
+
 def run(args):
     cfg = setup_cfg(args)
     distributed.init_from_env(cfg.USE_CUDA, backend_name=BACKEND)
-    overwrite_note = on_main_process_first(check_output_dir, cfg, args)
+    lock = OutputDirLock(cfg.OUTPUT_DIR)  # held by rank 0 until the run ends
+    try:
+        return run_locked(cfg, args, lock)
+    finally:
+        lock.release()
+
+
+def run_locked(cfg, args, lock):
+    overwrite_note = on_main_process_first(claim_output_dir, cfg, args, lock)
     if cfg.SEED >= 0:
         # The same seed on every rank: the few-shot subset (drawn while the dataset is
         # built) and the prompt initialisation are then identical on all of them.
