@@ -28,6 +28,7 @@ from engine import (
 from engine.bundled.registry import closest_match
 from engine.config_checks import check_config_values
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list
+from engine.checkpoint_files import run_checkpoint_files
 from engine.config_extension import extend_cfg
 from engine.output_lock import OutputDirLock
 from engine.stale_temp_files import remove_stale_temp_files
@@ -156,12 +157,11 @@ class OutputDirInUse(UserError):
 def previous_run(output_dir):
     """A short description of the run ``output_dir`` holds, or None if it holds none.
 
-    A run is a log saying "Finish training" or any checkpoint (a Dassl ``checkpoint``
-    pointer or ``model*.pth.tar*`` file in a model sub-folder).
+    A run is a log saying "Finish training" or any checkpoint
+    (``engine.checkpoint_files``: the definition ``--resume`` and the sweeps use too).
     """
     if not osp.isdir(output_dir):
         return None
-    checkpoints = []
     finished = False
     for entry in sorted(os.listdir(output_dir)):
         path = osp.join(output_dir, entry)
@@ -171,11 +171,7 @@ def previous_run(output_dir):
                     finished = finished or "Finish training" in f.read()
             except OSError:
                 pass
-        elif osp.isdir(path) and entry != "tensorboard":
-            checkpoints += [
-                osp.join(entry, name) for name in sorted(os.listdir(path))
-                if name == "checkpoint" or name.startswith("model") and ".pth" in name
-            ]
+    checkpoints = run_checkpoint_files(output_dir)
     if finished:
         return "a finished run (its log says \"Finish training\")"
     if checkpoints:

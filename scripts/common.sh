@@ -138,10 +138,11 @@ print((cfg.get("OPTIM") or {}).get("MAX_EPOCH", ""))' "$file")
     echo "$epoch"
 }
 
-# rpp_has_checkpoint DIR: does DIR hold a checkpoint to resume from? Both engines write a
-# "checkpoint" pointer file next to each model's checkpoints (DIR/<model>/checkpoint).
+# rpp_has_checkpoint DIR: does DIR hold a checkpoint to resume from? Asked of the one
+# definition train.py and --resume use (engine/checkpoint_files.py): a checkpoint file
+# without its pointer (a kill between the two writes) counts and resumes from its epoch.
 rpp_has_checkpoint() {
-    compgen -G "$1/*/checkpoint" > /dev/null
+    "$PYTHON" -m tools.has_checkpoint "$1"
 }
 
 rpp_epoch_opts() {  # the EPOCHS override as config opts (nothing when unset)
