@@ -27,7 +27,7 @@ import torch
 from engine.checkpoint_files import (
     BEST_NAME, POINTER_FILE, CheckpointFileError, resume_checkpoint, saved_epochs,
 )
-from engine.user_errors import UserError, user_error
+from engine.user_errors import UserError, reporting_disk_full, user_error
 
 from .tools import mkdir_if_missing
 
@@ -94,13 +94,15 @@ def _atomic_write(fpath, write_to):
     directory = osp.dirname(fpath) or "."
     tmp_path = osp.join(directory, f".{osp.basename(fpath)}.{uuid.uuid4().hex[:12]}.tmp")
     # os.open with 0o666 honours the umask (mkstemp would force 0600).
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write_to(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, fpath)
+        # A full disk is one line naming the file; the file it would replace is untouched.
+        with reporting_disk_full(fpath):
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as f:
+                write_to(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_path, fpath)
     except BaseException:
         if osp.exists(tmp_path):
             os.remove(tmp_path)
