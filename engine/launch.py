@@ -31,6 +31,7 @@ from engine.config_errors import ConfigError, merge_config_file, merge_config_li
 from engine.checkpoint_files import run_checkpoint_files
 from engine.config_extension import extend_cfg
 from engine.output_lock import OutputDirLock
+from engine.run_record import record_run
 from engine.stale_temp_files import remove_stale_temp_files
 from engine.user_errors import UserError, is_user_error
 
@@ -222,7 +223,9 @@ def print_args(args, cfg):
 
 
 def claim_output_dir(cfg, args, lock):
-    """Lock the output folder (rank 0), then check what it holds (``check_output_dir``).
+    """Lock the output folder (rank 0), check what it holds (``check_output_dir``) and
+    record what defines this run there (``engine.run_record``; a resume of a run with
+    another config stops here).
 
     The check runs under the lock, so two runs started together cannot both pass it. An
     ``--overwrite`` that moved the old run aside locks the fresh folder in its place.
@@ -232,6 +235,8 @@ def claim_output_dir(cfg, args, lock):
     if note is not None:  # the locked folder was moved aside with the old run
         lock.release()
         lock.acquire()
+    if not args.no_train or cfg.EVAL_ONLY:
+        record_run(cfg, args.load_epoch)  # what defines this run (engine.run_record)
     return note
 
 
