@@ -213,9 +213,9 @@ def load_weights(module, fpath, ignored_keys=(), hint="", layout=None, resuming=
     """
     checkpoint = load_checkpoint(fpath)
     require_checkpoint_structure(checkpoint, fpath, resuming)
-    check_prompt_layout(checkpoint.get("prompt_layout"), layout, fpath)
     state_dict = {key: value for key, value in checkpoint["state_dict"].items()
                   if key.split(".")[-1] not in ignored_keys}
+    check_prompt_layout(checkpoint.get("prompt_layout"), layout, fpath, module, state_dict)
     require_finite(state_dict, fpath)
     load_state_strictly(module, state_dict, fpath, hint)
     return checkpoint
@@ -255,8 +255,9 @@ def _layout_slot(key):
     return re.sub(r"^TRAINER\.[^.]+\.", "TRAINER.*.", key)
 
 
-def check_prompt_layout(recorded, current, fpath):
-    """CheckpointMismatch naming every key whose recorded value differs from this run's."""
+def check_prompt_layout(recorded, current, fpath, module=None, state_dict=None):
+    """CheckpointMismatch naming every key whose recorded value differs from this run's
+    (and how the weights then misfit ``module``, if they do)."""
     if not recorded or not current or not isinstance(recorded, dict):
         return
     recorded = {_layout_slot(key): value for key, value in recorded.items()}
@@ -266,9 +267,13 @@ def check_prompt_layout(recorded, current, fpath):
         if _layout_slot(key) in recorded and recorded[_layout_slot(key)] != value
     ]
     if differing:
+        from models.state_dict_check import state_dict_problems  # (models imports engine)
+
+        problems = state_dict_problems(module.state_dict(), state_dict) if module is not None else []
+        misfit = f" ({'; '.join(problems)})" if problems else ""
         raise CheckpointMismatch(
             f"Checkpoint {fpath} was trained with another prompt layout ({'; '.join(differing)}); "
-            "run with the values it was trained with")
+            f"run with the values it was trained with{misfit}")
 
 
 def require_finite(state_dict, fpath):
