@@ -10,15 +10,15 @@ import shutil
 import pytest
 import torch
 
-from test_checkpoint_loading import checkpoint_of, close_loggers, flags, trained_run  # noqa: F401
+from test_checkpoint_loading import checkpoint_of, flags, run_main, trained_run  # noqa: F401
 
 NO_SPACE = OSError(errno.ENOSPC, "No space left on device")
 
 
+@pytest.mark.real_dassl
 def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_last_one(
         demo_data_root, trained_run, tmp_path, capsys, monkeypatch):  # noqa: F811
     import engine.bundled.utils.checkpoint as checkpoint
-    from engine.launch import main
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -36,10 +36,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_last_on
         return real_atomic_write(fpath, write_until_full)
 
     monkeypatch.setattr(checkpoint, "_atomic_write", atomic_write)
-    try:
-        status = main(flags(demo_data_root, run, "--resume", opts=["OPTIM.MAX_EPOCH", "2"]))
-    finally:
-        close_loggers()
+    status = run_main(flags(demo_data_root, run, "--resume", opts=["OPTIM.MAX_EPOCH", "2"]))
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1, err
     target = run / "prompt_learner" / "model.pth.tar-2"

@@ -68,6 +68,7 @@ def test_a_killed_holder_leaves_the_folder_free(holder):
     assert not os.path.exists(lock.path), "released: the lock file is removed"
 
 
+@pytest.mark.real_dassl  # the lock is launch code both engines share
 def test_the_lock_is_held_while_the_run_works_and_released_after(tmp_path, capsys, monkeypatch):
     import engine.launch as launch
     from engine.output_lock import OutputDirLock, OutputDirLocked

@@ -2,13 +2,11 @@
 would reuse a folder holding a run of another config stops in one line naming the keys."""
 import json
 import shlex
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO_ROOT
-from test_checkpoint_loading import close_loggers, flags, trained_run  # noqa: F401
+from test_checkpoint_loading import flags, run_main, trained_run  # noqa: F401
 from test_sweeps import run_script
 
 
@@ -24,14 +22,9 @@ def test_train_py_records_the_run_without_paths_workers_or_logging(trained_run):
 
 
 def test_resuming_a_run_of_another_config_is_one_line(demo_data_root, trained_run, capsys):  # noqa: F811
-    from engine.launch import main
-
     before = (trained_run / "run_config.json").read_text()
-    try:
-        status = main(flags(demo_data_root, trained_run, "--resume",
+    status = run_main(flags(demo_data_root, trained_run, "--resume",
                             opts=["OPTIM.LR", "0.5", "OPTIM.NAME", "adam", "OPTIM.MAX_EPOCH", "3"]))
-    finally:
-        close_loggers()
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1, err
     assert "that run was started with another config (OPTIM.LR: 0.002 -> 0.5; " \
