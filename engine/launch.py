@@ -5,7 +5,9 @@ Same flags and order as CoOp/MaPLe's train.py (defaults -> our keys -> dataset Y
 Differences users asked for: ``--seed 0`` is honoured, bad input ends in one
 clear line and a non-zero exit instead of a traceback, and a training run never
 silently reuses an output folder that holds a run: ``--resume`` (with no value: the
-output folder itself) continues it, ``--overwrite`` moves it aside first.
+output folder itself) continues it, ``--overwrite`` moves it aside first. One run at a
+time holds an output folder (``engine.output_lock``), and each records what defines it
+there (``engine.run_record``).
 
 Under ``torchrun`` (WORLD_SIZE > 1) the same flow runs in every process after joining
 the process group (``engine.distributed``); rank 0 alone checks the output folder,
@@ -26,9 +28,9 @@ from engine import (
     get_cfg_default, set_random_seed, setup_logger,
 )
 from engine.bundled.registry import closest_match
+from engine.checkpoint_files import run_checkpoint_files
 from engine.config_checks import check_config_values
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list
-from engine.checkpoint_files import run_checkpoint_files
 from engine.config_extension import extend_cfg
 from engine.output_lock import OutputDirLock
 from engine.run_record import record_run
