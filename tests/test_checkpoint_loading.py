@@ -171,7 +171,7 @@ def test_a_missing_load_epoch_lists_the_saved_epochs(demo_data_root, run_copy, t
 def test_resuming_with_another_optimizer_is_one_line(demo_data_root, run_copy, capsys):
     # The run record would name OPTIM.NAME first (test_run_record); without one (a run
     # from before records) the checkpoint's own optimizer type still says it.
-    os.remove(run_copy / "run_config.json")
+    (run_copy / "run_config.json").unlink(missing_ok=True)
     line = one_error_line(capsys, flags(demo_data_root, run_copy, "--resume",
                                         opts=["OPTIM.NAME", "adam"]))
     assert "optimizer SGD" in line and "uses Adam (OPTIM.NAME)" in line, line
