@@ -10,13 +10,14 @@ The kernel releases a ``flock`` when its holder dies, even by ``kill -9``, so a 
 run never leaves a folder locked; a lock file left behind is harmless (nobody holds it).
 Only the standard library is used here: the module is cheap to import.
 """
+import contextlib
 import errno
 import fcntl
 import os
 import socket
 import time
 
-from engine.user_errors import UserError
+from engine.user_errors import UserError, reporting_disk_full
 
 LOCK_FILE = ".run.lock"
 
@@ -41,9 +42,13 @@ class OutputDirLock:
     def acquire(self):
         if self.held:
             return self
-        if not os.path.isdir(self.output_dir):
-            os.makedirs(self.output_dir, exist_ok=True)
-            self._created_folder = True
+        with reporting_disk_full(self.path), _one_line_if_unusable(self.output_dir):
+            if not os.path.isdir(self.output_dir):
+                os.makedirs(self.output_dir, exist_ok=True)
+                self._created_folder = True
+            return self._lock()
+
+    def _lock(self):
         while True:
             lock_file = open(self.path, "a+")  # noqa: SIM115  (held for the whole run)
             try:
@@ -98,6 +103,21 @@ class OutputDirLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+@contextlib.contextmanager
+def _one_line_if_unusable(output_dir):
+    """A folder that cannot be created or written (permissions, read-only disk): one line."""
+    try:
+        yield
+    except PermissionError as error:
+        raise UserError(f"Cannot use output directory {output_dir}: {error.strerror} "
+                        f"({error.filename}); choose another --output-dir") from error
+    except OSError as error:
+        if error.errno != errno.EROFS:
+            raise
+        raise UserError(f"Cannot use output directory {output_dir}: it is on a read-only "
+                        "file system; choose another --output-dir") from error
 
 
 def _same_file(open_file, path):

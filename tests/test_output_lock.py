@@ -92,3 +92,22 @@ def test_the_lock_is_held_while_the_run_works_and_released_after(tmp_path, capsy
     assert "stop here" in capsys.readouterr().err
     with OutputDirLock(out):  # released when the run ended (here: in an error)
         pass
+
+
+@pytest.mark.parametrize("error, words", [
+    (PermissionError(13, "Permission denied", "/x"), ["Permission denied (/x)", "choose another --output-dir"]),
+    (OSError(28, "No space left on device"), ["No space left on device while writing", ".run.lock"]),
+])
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, error, words):
+    import engine.output_lock as output_lock
+    from engine.user_errors import is_user_error
+
+    def makedirs(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(output_lock.os, "makedirs", makedirs)
+    with pytest.raises(Exception) as caught:
+        output_lock.OutputDirLock(tmp_path / "new").acquire()
+    assert is_user_error(caught.value), repr(caught.value)
+    for word in words:
+        assert word in str(caught.value)
