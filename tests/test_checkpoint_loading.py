@@ -1,10 +1,9 @@
 """Issue #15 items 4, 6 and 9: what a run folder's checkpoints mean, and every checkpoint
 that cannot be used is one line (exit 2), not a traceback or a silent wrong result.
 
-One short CoOp run on the demo data (1 epoch, tiny CLIP) is trained once per module;
-each test works on a copy of its folder.
+One short CoOp run on the demo data (1 epoch, tiny CLIP; conftest's ``trained_run``) is
+trained once per session; each test works on a copy of its folder.
 """
-import io
 import os
 import shutil
 import subprocess
@@ -13,42 +12,8 @@ import sys
 import pytest
 import torch
 
-from conftest import DEMO_DATASET_CONFIG, REPO_ROOT, TINY_COOP_CONFIG
-
-ONE_EPOCH = ["DATASET.NUM_SHOTS", "1", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
-             "OPTIM.MAX_EPOCH", "1", "TEST.NO_TEST", "True", "DATALOADER.NUM_WORKERS", "0"]
-
-
-def flags(data_root, output_dir, *flag_words, opts=()):
-    """train.py's command line for ONE_EPOCH: the flags, then the KEY VALUE opts."""
-    return ["--root", str(data_root), "--trainer", "CoOp", "--seed", "1",
-            "--dataset-config-file", DEMO_DATASET_CONFIG, "--config-file", TINY_COOP_CONFIG,
-            "--output-dir", str(output_dir), *flag_words, *ONE_EPOCH, *opts]
-
-
-def run_main(argv):
-    """train.py's main in this process; the log file it tees stdout into is closed after
-    (on either engine: a real Dassl's logger would close pytest's stream with it)."""
-    from engine.launch import main
-
-    console = sys.stdout
-    try:
-        return main(argv)
-    finally:
-        logger, sys.stdout = sys.stdout, console
-        if logger is not console:
-            if getattr(logger, "file", None) is not None:
-                logger.file.close()
-                logger.file = None
-            logger.console = io.StringIO()  # a real Dassl's logger closes it when collected
-
-
-@pytest.fixture(scope="module")
-def trained_run(demo_data_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained") / "run"
-    assert run_main(flags(demo_data_root, out)) == 0
-    assert (out / "prompt_learner" / "checkpoint").read_text().strip() == "model.pth.tar-1"
-    return out
+from conftest import REPO_ROOT
+from tests.fixtures.one_epoch_run import checkpoint_of, flags, run_main
 
 
 @pytest.fixture
@@ -64,10 +29,6 @@ def one_error_line(capsys, argv):
     lines = err.splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]
-
-
-def checkpoint_of(run):
-    return run / "prompt_learner" / "model.pth.tar-1"
 
 
 # --------------------------------------------------------------------------- item 4

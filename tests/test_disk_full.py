@@ -10,14 +10,14 @@ import shutil
 import pytest
 import torch
 
-from test_checkpoint_loading import checkpoint_of, flags, run_main, trained_run  # noqa: F401
+from tests.fixtures.one_epoch_run import checkpoint_of, flags, run_main
 
 NO_SPACE = OSError(errno.ENOSPC, "No space left on device")
 
 
 @pytest.mark.real_dassl
 def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_last_one(
-        demo_data_root, trained_run, tmp_path, capsys, monkeypatch):  # noqa: F811
+        demo_data_root, trained_run, tmp_path, capsys, monkeypatch):
     import engine.bundled.utils.checkpoint as checkpoint
 
     run = tmp_path / "run"

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from test_checkpoint_loading import flags, run_main, trained_run  # noqa: F401
+from tests.fixtures.one_epoch_run import flags, run_main
 from test_sweeps import run_script
 
 
-def test_train_py_records_the_run_without_paths_workers_or_logging(trained_run):  # noqa: F811
+def test_train_py_records_the_run_without_paths_workers_or_logging(trained_run):
     record = json.loads((trained_run / "run_config.json").read_text())
     assert record["TRAINER.NAME"] == "CoOp" and record["SEED"] == 1
     assert record["OPTIM.MAX_EPOCH"] == 1 and record["OPTIM.LR"] == 0.002
@@ -21,7 +21,7 @@ def test_train_py_records_the_run_without_paths_workers_or_logging(trained_run):
         assert left_out not in record
 
 
-def test_resuming_a_run_of_another_config_is_one_line(demo_data_root, trained_run, capsys):  # noqa: F811
+def test_resuming_a_run_of_another_config_is_one_line(demo_data_root, trained_run, capsys):
     before = (trained_run / "run_config.json").read_text()
     status = run_main(flags(demo_data_root, trained_run, "--resume",
                             opts=["OPTIM.LR", "0.5", "OPTIM.NAME", "adam", "OPTIM.MAX_EPOCH", "3"]))
@@ -41,7 +41,7 @@ def sweep_check(kind, run_dir, data_root, *opts):
     return main([kind, *flags(data_root, run_dir, opts=list(opts))])
 
 
-def test_the_record_check_the_sweeps_use(demo_data_root, trained_run, tmp_path, capsys):  # noqa: F811
+def test_the_record_check_the_sweeps_use(demo_data_root, trained_run, tmp_path, capsys):
     assert sweep_check("finished", trained_run, demo_data_root) == 0
     assert sweep_check("finished", trained_run, demo_data_root, "OPTIM.MAX_EPOCH", "30") == 1
     assert capsys.readouterr().out.strip() == "OPTIM.MAX_EPOCH: 1 -> 30"
