@@ -13,6 +13,7 @@ import uuid
 
 from engine import DATASET_REGISTRY
 from engine.stale_temp_files import remove_stale_temp_files, temp_name
+from engine.user_errors import reporting_disk_full
 
 from datasets.catalog import CATALOG
 from datasets.demo_images import draw_composition_image
@@ -88,10 +89,11 @@ def _generate_into(root, fingerprint):
     """A complete dataset in a fresh temp folder under ``root``; returns its path."""
     tmp_dir = _new_temp_folder(root, INFO.folder)
     try:
-        splits = _write_images(tmp_dir)
-        write_split(os.path.join(tmp_dir, SPLIT_FILE), splits, os.path.join(tmp_dir, IMAGE_DIR))
-        with open(os.path.join(tmp_dir, FINGERPRINT_FILE), "w") as f:
-            f.write(fingerprint + "\n")
+        with reporting_disk_full(os.path.join(root, INFO.folder)):
+            splits = _write_images(tmp_dir)
+            write_split(os.path.join(tmp_dir, SPLIT_FILE), splits, os.path.join(tmp_dir, IMAGE_DIR))
+            with open(os.path.join(tmp_dir, FINGERPRINT_FILE), "w") as f:
+                f.write(fingerprint + "\n")
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -4,6 +4,7 @@ import os
 import uuid
 
 from engine.stale_temp_files import temp_name
+from engine.user_errors import DiskFull, reporting_disk_full
 
 
 def read_json(path):
@@ -21,11 +22,12 @@ def write_json_atomic(path, obj, indent=None):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, temp_name(os.path.basename(path), uuid.uuid4().hex[:12]))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, ensure_ascii=False)
-        os.replace(tmp, path)
+        with reporting_disk_full(path):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(obj, f, indent=indent, ensure_ascii=False)
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -37,6 +39,6 @@ def try_write_json_atomic(path, obj, indent=None):
     try:
         write_json_atomic(path, obj, indent=indent)
         return True
-    except OSError as exc:
+    except (OSError, DiskFull) as exc:
         print(f"Warning: could not write cache {path} ({exc}); continuing without it")
         return False

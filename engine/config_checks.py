@@ -34,6 +34,10 @@ from models.sapl import QKV_INIT_CHOICES, RESIDUAL_CHOICES
 # text context of every CLIP we load (open_clip's tokenizer length).
 MAX_TEXT_CTX = DEFAULT_CONTEXT_LENGTH - 3
 
+# Which weights a finished run tests (Dassl's TrainerX.after_train): the last epoch's or
+# the best on the val set; anything else used to mean the last epoch, silently.
+FINAL_MODELS = ("last_step", "best_val")
+
 # Keys of any TRAINER.<NODE>, checked by name, with their allowed values.
 TRAINER_NODE_CHOICES = {
     "PREC": PRECISIONS,
@@ -98,6 +102,8 @@ def _check_optim(cfg):
     require_choice("OPTIM.NAME", optim.NAME, optimizers)
     require_choice("OPTIM.LR_SCHEDULER", optim.LR_SCHEDULER, schedulers)
     require_range("OPTIM.LR", optim.LR, low=0)
+    require_range("OPTIM.MAX_EPOCH", optim.MAX_EPOCH, low=1, integer=True,
+                  note="0 would train nothing and report the untrained model")
     _check_stepsize(optim.LR_SCHEDULER, optim.STEPSIZE)
     if _number(optim.WARMUP_EPOCH) and optim.WARMUP_EPOCH > 0:  # read only with warmup on
         require_choice("OPTIM.WARMUP_TYPE", optim.WARMUP_TYPE, AVAILABLE_WARMUP_TYPES)
@@ -119,6 +125,7 @@ def _check_stepsize(scheduler, stepsize):
 
 
 def _check_train(cfg):
+    require_choice("TEST.FINAL_MODEL", cfg.TEST.FINAL_MODEL, FINAL_MODELS)
     require_range("TRAIN.CHECKPOINT_ITERS", cfg.TRAIN.CHECKPOINT_ITERS, low=0, integer=True,
                   note="0 saves only at epoch ends")
     require_range("TRAIN.MAX_NONFINITE_STEPS", cfg.TRAIN.MAX_NONFINITE_STEPS, low=0, integer=True,

@@ -5,7 +5,9 @@ Same flags and order as CoOp/MaPLe's train.py (defaults -> our keys -> dataset Y
 Differences users asked for: ``--seed 0`` is honoured, bad input ends in one
 clear line and a non-zero exit instead of a traceback, and a training run never
 silently reuses an output folder that holds a run: ``--resume`` (with no value: the
-output folder itself) continues it, ``--overwrite`` moves it aside first.
+output folder itself) continues it, ``--overwrite`` moves it aside first. One run at a
+time holds an output folder (``engine.output_lock``), and each records what defines it
+there (``engine.run_record``).
 
 Under ``torchrun`` (WORLD_SIZE > 1) the same flow runs in every process after joining
 the process group (``engine.distributed``); rank 0 alone checks the output folder,
@@ -26,9 +28,12 @@ from engine import (
     get_cfg_default, set_random_seed, setup_logger,
 )
 from engine.bundled.registry import closest_match
+from engine.checkpoint_files import run_checkpoint_files
 from engine.config_checks import check_config_values
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list
 from engine.config_extension import extend_cfg
+from engine.output_lock import OutputDirLock
+from engine.run_record import record_run
 from engine.stale_temp_files import remove_stale_temp_files
 from engine.user_errors import UserError, is_user_error
 
@@ -155,12 +160,11 @@ class OutputDirInUse(UserError):
 def previous_run(output_dir):
     """A short description of the run ``output_dir`` holds, or None if it holds none.
 
-    A run is a log saying "Finish training" or any checkpoint (a Dassl ``checkpoint``
-    pointer or ``model*.pth.tar*`` file in a model sub-folder).
+    A run is a log saying "Finish training" or any checkpoint
+    (``engine.checkpoint_files``: the definition ``--resume`` and the sweeps use too).
     """
     if not osp.isdir(output_dir):
         return None
-    checkpoints = []
     finished = False
     for entry in sorted(os.listdir(output_dir)):
         path = osp.join(output_dir, entry)
@@ -170,11 +174,7 @@ def previous_run(output_dir):
                     finished = finished or "Finish training" in f.read()
             except OSError:
                 pass
-        elif osp.isdir(path) and entry != "tensorboard":
-            checkpoints += [
-                osp.join(entry, name) for name in sorted(os.listdir(path))
-                if name == "checkpoint" or name.startswith("model") and ".pth" in name
-            ]
+    checkpoints = run_checkpoint_files(output_dir)
     if finished:
         return "a finished run (its log says \"Finish training\")"
     if checkpoints:
@@ -224,10 +224,36 @@ def print_args(args, cfg):
     print(cfg)
 
 
+def claim_output_dir(cfg, args, lock):
+    """Lock the output folder (rank 0), check what it holds (``check_output_dir``) and
+    record what defines this run there (``engine.run_record``; a resume of a run with
+    another config stops here).
+
+    The check runs under the lock, so two runs started together cannot both pass it. An
+    ``--overwrite`` that moved the old run aside locks the fresh folder in its place.
+    """
+    lock.acquire()
+    note = check_output_dir(cfg, args)
+    if note is not None:  # the locked folder was moved aside with the old run
+        lock.release()
+        lock.acquire()
+    if not args.no_train or cfg.EVAL_ONLY:
+        record_run(cfg, args.load_epoch)  # what defines this run (engine.run_record)
+    return note
+
+
 def run(args):
     cfg = setup_cfg(args)
     distributed.init_from_env(cfg.USE_CUDA, backend_name=BACKEND)
-    overwrite_note = on_main_process_first(check_output_dir, cfg, args)
+    lock = OutputDirLock(cfg.OUTPUT_DIR)  # held by rank 0 until the run ends
+    try:
+        return run_locked(cfg, args, lock)
+    finally:
+        lock.release()
+
+
+def run_locked(cfg, args, lock):
+    overwrite_note = on_main_process_first(claim_output_dir, cfg, args, lock)
     if cfg.SEED >= 0:
         # The same seed on every rank: the few-shot subset (drawn while the dataset is
         # built) and the prompt initialisation are then identical on all of them.

@@ -17,9 +17,14 @@
 # Dataset names may be spelled as users type them (imagenet_21k, ImageNet-21K): each is
 # the config stem it stands for (imagenet21k), in the configs and in folder names alike.
 #
-# A run is skipped when its folder already holds a log with a final "* accuracy:" line.
-# A training run that was interrupted (its folder holds a checkpoint but no final
-# accuracy) is resumed from its last checkpoint with --resume; any other run starts fresh.
+# A run is skipped when its folder already holds a log with a final "* accuracy:" line
+# and its run record (run_config.json / eval_config.json, engine/run_record.py) matches
+# the config asked for. A training run that was interrupted (its folder holds a
+# checkpoint, engine/checkpoint_files.py, but no final accuracy) is resumed from its last
+# checkpoint with --resume if its record matches; any other run starts fresh. A folder
+# holding a run of another config stops the sweep in one line naming the keys, unless
+#   RERUN=1            redo such runs: a training run is moved aside (train.py
+#                      --overwrite, to <folder>.old-<time>), an evaluation runs again
 
 # A failure inside $(...) stops the script too (bash >= 4.4; older bash lacks the option).
 shopt -s inherit_errexit 2>/dev/null || true
@@ -108,12 +113,44 @@ rpp_is_done() {
     return 1
 }
 
-rpp_skip_if_done() {  # rpp_skip_if_done DIR train|eval; true (0) when the run is skipped
-    if rpp_is_done "$1" "$2"; then
-        echo "Results are available in $1; skipping this run (delete the folder to redo it)."
-        return 0
+# rpp_same_config finished|resume DIR TRAIN_PY_ARGS...: does DIR hold a run of the config
+# these train.py arguments define? Its record (DIR/run_config.json or eval_config.json,
+# engine/run_record.py) is compared by tools/run_record.py. True (0) when it matches or
+# DIR has no record (an older run); a different config stops the sweep in one line
+# naming the keys, unless RERUN=1, which returns 1: the caller redoes the run.
+rpp_same_config() {
+    local kind=$1 dir=$2 differing status=0
+    shift 2
+    differing=$("$PYTHON" -m tools.run_record "$kind" "$@") || status=$?
+    case $status in
+        0) return 0 ;;
+        1)
+            if [ "${RERUN:-}" = 1 ]; then
+                echo "RERUN=1: $dir holds a run of another config ($differing); redoing it."
+                return 1
+            fi
+            rpp_die "$dir holds a run of another config ($differing); run again with RERUN=1" \
+                "to redo it (a training run is moved aside to $dir.old-<time>), or set OUTPUT" \
+                "to another folder"
+            ;;
+        *) exit 2 ;;
+    esac
+}
+
+rpp_skipping() {
+    echo "Results are available in $1; skipping this run (delete the folder to redo it)."
+}
+
+# rpp_skip_if_done DIR train|eval [TRAIN_PY_ARGS...]: true (0) when the run is skipped:
+# DIR holds its result and, given the run's train.py arguments, a record of the same config.
+rpp_skip_if_done() {
+    local dir=$1 mode=$2
+    shift 2
+    rpp_is_done "$dir" "$mode" || return 1
+    if [ $# -gt 0 ] && ! rpp_same_config finished "$dir" "$@"; then
+        return 1
     fi
-    return 1
+    rpp_skipping "$dir"
 }
 
 # rpp_max_epoch CFG_FILE [KEY VALUE ...]: the epoch the last checkpoint is saved at,
@@ -138,10 +175,11 @@ print((cfg.get("OPTIM") or {}).get("MAX_EPOCH", ""))' "$file")
     echo "$epoch"
 }
 
-# rpp_has_checkpoint DIR: does DIR hold a checkpoint to resume from? Both engines write a
-# "checkpoint" pointer file next to each model's checkpoints (DIR/<model>/checkpoint).
+# rpp_has_checkpoint DIR: does DIR hold a checkpoint to resume from? Asked of the one
+# definition train.py and --resume use (engine/checkpoint_files.py): a checkpoint file
+# without its pointer (a kill between the two writes) counts and resumes from its epoch.
 rpp_has_checkpoint() {
-    compgen -G "$1/*/checkpoint" > /dev/null
+    "$PYTHON" -m tools.has_checkpoint "$1"
 }
 
 rpp_epoch_opts() {  # the EPOCHS override as config opts (nothing when unset)
@@ -159,46 +197,55 @@ rpp_require_model() {  # rpp_require_model MODEL_DIR EPOCH
 # rpp_train DIR DATASET SUBSAMPLE SHOTS SEED [KEY VALUE ...]
 rpp_train() {
     local dir=$1 dataset=$2 subsample=$3 shots=$4 seed=$5 cfg_file dataset_file
-    local resume=()
+    local flags opts mode=()
     shift 5
-    rpp_skip_if_done "$dir" train && return 0
     cfg_file=$(rpp_trainer_cfg)
     dataset_file=$(rpp_dataset_cfg "$dataset")
     rpp_load_backbone_opts "$cfg_file"
-    # train.py refuses a folder holding checkpoints unless told what to do with them;
-    # a sweep re-run means "finish what was started", so continue the interrupted run.
-    if rpp_has_checkpoint "$dir"; then
-        echo "Resuming the interrupted run in $dir from its last checkpoint (--resume)."
-        resume=(--resume)
+    flags=(--root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$dataset_file"
+           --config-file "$cfg_file" --output-dir "$dir")
+    # shellcheck disable=SC2046
+    opts=(${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"}
+          DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES "$subsample" $(rpp_epoch_opts) "$@")
+    if rpp_is_done "$dir" train; then
+        if rpp_same_config finished "$dir" "${flags[@]}" "${opts[@]}"; then
+            rpp_skipping "$dir"
+            return 0
+        fi
+        mode=(--overwrite)
+    elif rpp_has_checkpoint "$dir"; then
+        # train.py refuses a folder holding checkpoints unless told what to do with them;
+        # a sweep re-run means "finish what was started", so continue the interrupted run.
+        if rpp_same_config resume "$dir" "${flags[@]}" "${opts[@]}"; then
+            echo "Resuming the interrupted run in $dir from its last checkpoint (--resume)."
+            mode=(--resume)
+        else
+            mode=(--overwrite)
+        fi
     else
         echo "Training a new run in $dir."
     fi
-    # shellcheck disable=SC2046
-    "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
-        --dataset-config-file "$dataset_file" \
-        --config-file "$cfg_file" --output-dir "$dir" ${resume[@]+"${resume[@]}"} \
-        ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} \
-        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES "$subsample" \
-        $(rpp_epoch_opts) "$@"
+    "$PYTHON" train.py "${flags[@]}" ${mode[@]+"${mode[@]}"} "${opts[@]}"
 }
 
 # rpp_test DIR MODEL_DIR DATASET SUBSAMPLE SEED [KEY VALUE ...]: eval the last epoch.
 rpp_test() {
     local dir=$1 model_dir=$2 dataset=$3 subsample=$4 seed=$5 cfg_file dataset_file epoch
+    local flags opts
     shift 5
-    rpp_skip_if_done "$dir" eval && return 0
     cfg_file=$(rpp_trainer_cfg)
     dataset_file=$(rpp_dataset_cfg "$dataset")
     epoch=$(rpp_max_epoch "$cfg_file" "$@")
-    rpp_require_model "$model_dir" "$epoch"
     rpp_load_backbone_opts "$cfg_file"
+    flags=(--root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$dataset_file"
+           --config-file "$cfg_file" --output-dir "$dir"
+           --model-dir "$model_dir" --load-epoch "$epoch" --eval-only)
     # shellcheck disable=SC2046
-    "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
-        --dataset-config-file "$dataset_file" \
-        --config-file "$cfg_file" --output-dir "$dir" \
-        --model-dir "$model_dir" --load-epoch "$epoch" --eval-only \
-        ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} \
-        DATASET.SUBSAMPLE_CLASSES "$subsample" $(rpp_epoch_opts) "$@"
+    opts=(${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"}
+          DATASET.SUBSAMPLE_CLASSES "$subsample" $(rpp_epoch_opts) "$@")
+    rpp_skip_if_done "$dir" eval "${flags[@]}" "${opts[@]}" && return 0
+    rpp_require_model "$model_dir" "$epoch"
+    "$PYTHON" train.py "${flags[@]}" "${opts[@]}"
 }
 
 # rpp_base2new DATASET SEED [KEY VALUE ...]: train on base classes, test on new ones.

@@ -20,20 +20,21 @@ DG_TARGETS=${DG_TARGETS:-"imagenetv2 imagenet_sketch imagenet_a imagenet_r"}
 # PRETRAINED (a run folder) overrides the pre-training folder of this SEED.
 pt_eval() {
     rpp_usage "DATASET SEED" 2 $#
-    local dataset=$1 seed=$2 model_dir dir cfg_file dataset_file
+    local dataset=$1 seed=$2 model_dir dir cfg_file dataset_file args
     shift 2
     model_dir=${PRETRAINED:-$(rpp_xd_model_dir "$seed")}
     dir=$(rpp_xd_eval_dir "$dataset" "$seed")
-    rpp_skip_if_done "$dir" eval && return 0
-    [ -d "$model_dir" ] || rpp_die "no pre-trained run at $model_dir (run pretrain.sh $seed first, or set PRETRAINED)"
     cfg_file=$(rpp_trainer_cfg)
     dataset_file=$(rpp_dataset_cfg "$dataset")
     rpp_load_backbone_opts "$cfg_file"
     # shellcheck disable=SC2046
-    "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$EVAL_TRAINER" \
-        --dataset-config-file "$dataset_file" --config-file "$cfg_file" --output-dir "$dir" \
-        --eval-only $(pt_eval_model_args "$model_dir") \
-        ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} "$@"
+    args=(--root "$DATA" --seed "$seed" --trainer "$EVAL_TRAINER"
+          --dataset-config-file "$dataset_file" --config-file "$cfg_file" --output-dir "$dir"
+          --eval-only $(pt_eval_model_args "$model_dir")
+          ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} "$@")
+    rpp_skip_if_done "$dir" eval "${args[@]}" && return 0
+    [ -d "$model_dir" ] || rpp_die "no pre-trained run at $model_dir (run pretrain.sh $seed first, or set PRETRAINED)"
+    "$PYTHON" train.py "${args[@]}"
 }
 
 # pt_eval_each "TARGETS" SEED [KEY VALUE ...]: pt_eval on each dataset of TARGETS

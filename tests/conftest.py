@@ -53,3 +53,12 @@ def restore_stdout():
     yield
     while isinstance(sys.stdout, Logger):  # close() hands back the stream it wrapped
         sys.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def trained_run(demo_data_root, tmp_path_factory):
+    """A finished one-epoch CoOp run folder (tests/fixtures/one_epoch_run.py), trained once
+    per session: copy it before changing it."""
+    from tests.fixtures.one_epoch_run import train_one_epoch
+
+    return train_one_epoch(demo_data_root, tmp_path_factory.mktemp("trained") / "run")

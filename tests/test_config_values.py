@@ -51,6 +51,9 @@ BAD_VALUES = [
     (["TRAINER.CLASS_SAMPLING.LOG_BASE", "0.5"], ["TRAINER.CLASS_SAMPLING.LOG_BASE", "got 0.5"]),
     (["TRAINER.CLASS_SAMPLING.K", "-1"], ["TRAINER.CLASS_SAMPLING.K", "got -1"]),
     (["TRAINER.CLASS_SAMPLING.K", "1"], ["TRAINER.CLASS_SAMPLING.K", ">= 2", "got 1"]),
+    (["OPTIM.MAX_EPOCH", "0"], ["OPTIM.MAX_EPOCH", ">= 1", "got 0"]),
+    (["OPTIM.MAX_EPOCH", "-3"], ["OPTIM.MAX_EPOCH", "got -3"]),
+    (["TEST.FINAL_MODEL", "best"], ["TEST.FINAL_MODEL", "last_step, best_val", "'best'", "did you mean best_val?"]),
     (["TRAIN.CHECKPOINT_ITERS", "-2"], ["TRAIN.CHECKPOINT_ITERS", ">= 0", "got -2"]),
     (["TRAIN.MAX_NONFINITE_STEPS", "-1"], ["TRAIN.MAX_NONFINITE_STEPS", ">= 0", "got -1"]),
     # Text context: at most 77 - 3 tokens; every trainer node, by key name.

@@ -117,7 +117,7 @@ def load_prompted_model(cls, cfg, clip_model, classnames, model_dir, load_epoch)
     # Official CoOp-style checkpoints also hold frozen per-class buffers; they belong to
     # the training class names, not to these.
     checkpoint = load_weights(model.prompt_learner, path, cls.ignored_checkpoint_keys,
-                              cls.checkpoint_mismatch_hint)
+                              cls.checkpoint_mismatch_hint, layout=cls.prompt_layout_of(cfg))
     print(f"Loaded {path} (epoch {checkpoint.get('epoch', '?')})")
     return model.eval()
 

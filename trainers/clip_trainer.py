@@ -10,6 +10,8 @@ Under torchrun the model is also wrapped in DistributedDataParallel (``ddp_model
 ``forward_model`` is the one training forward that goes through it, and only rank 0
 writes checkpoints and tensorboard events (docs/distributed.md).
 """
+import re
+
 import torch
 
 from engine import TrainerX
@@ -37,6 +39,10 @@ class ClipTrainer(TrainerConfigNode, *ENGINE_MIXINS, TrainerX):
     checkpoint_mismatch_hint = ("check N_CTX, CSC, prompt depth and backbone against the run "
                                 "that wrote it")
     ddp_model = None  # self.model in DistributedDataParallel, in multi-process runs
+    # Node keys that fix the prompts' shape or meaning: a checkpoint records them
+    # (prompt_layout) and is refused when loaded under other values.
+    PROMPT_LAYOUT_KEYS = re.compile(
+        r"^(CLASS_TOKEN_POSITION|CSC|CTX_INIT|N_CTX\w*|\w*PROMPT_DEPTH\w*|SHARE_QKV)$")
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -49,6 +55,19 @@ class ClipTrainer(TrainerConfigNode, *ENGINE_MIXINS, TrainerX):
     def precision(self):
         node = self.options(self.cfg) if self.config_node else None
         return check_precision(node.PREC if node is not None and "PREC" in node else "fp32")
+
+    def prompt_layout(self):
+        return self.prompt_layout_of(self.cfg)
+
+    @classmethod
+    def prompt_layout_of(cls, cfg):
+        """``prompt_layout`` of a run of this trainer under ``cfg``."""
+        layout = {"MODEL.BACKBONE.NAME": cfg.MODEL.BACKBONE.NAME}
+        if cls.config_node:
+            for key, value in cls.options(cfg).items():
+                if cls.PROMPT_LAYOUT_KEYS.match(key):
+                    layout[f"{cls.config_path()}.{key}"] = value
+        return layout
 
     @property
     def evaluating_only(self):

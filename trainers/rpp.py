@@ -190,7 +190,8 @@ class RPP_Transfer(RPP):
                 "with prompt_learner/model-best.pth.tar or model.pth.tar-<N> (train RPP first: "
                 "scripts/rpp/pretrain.sh)"
             )
-        checkpoint = load_weights(self.model.prompt_learner, path, hint=self.checkpoint_mismatch_hint)
+        checkpoint = load_weights(self.model.prompt_learner, path, hint=self.checkpoint_mismatch_hint,
+                                  layout=self.prompt_layout())
         self.pretrained_prompts = path
         print(f'Loaded pre-trained RPP prompts from "{path}" (epoch {checkpoint.get("epoch")})')
         super().build_extra_models(clip_model)

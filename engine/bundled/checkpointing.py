@@ -21,12 +21,10 @@ import numpy as np
 
 from engine.bundled.rng_state import per_rank, rng_state, set_rng_state, this_ranks
 from engine.bundled.utils.checkpoint import (
-    POINTER_FILE, MissingCheckpoint, find_checkpoint, load_weights, pointed_checkpoint,
-    restore_checkpoint, save_checkpoint,
+    MissingCheckpoint, find_checkpoint, load_weights, restore_checkpoint, save_checkpoint,
 )
+from engine.checkpoint_files import MID_EPOCH_CHECKPOINT, resume_checkpoint, saved_epochs
 from engine.distributed import barrier, is_main_process
-
-MID_EPOCH_CHECKPOINT = "model-mid-epoch.pth.tar"  # rewritten every TRAIN.CHECKPOINT_ITERS
 
 
 class Checkpointing:
@@ -50,6 +48,12 @@ class Checkpointing:
     def restore_extra_checkpoint_state(self, state):
         """Put back what ``extra_checkpoint_state`` returned, when resuming from a
         checkpoint that holds it."""
+
+    def prompt_layout(self):
+        """The config keys (full names) that define what the saved weights mean, with this
+        run's values: recorded in every checkpoint, and a checkpoint recording other
+        values is refused at load, naming the keys (e.g. CLASS_TOKEN_POSITION, CSC)."""
+        return {}
 
     def on_weights_loaded(self):
         """Called after ``load_model`` or a resume changed the weights."""
@@ -94,9 +98,11 @@ class Checkpointing:
                         "state_dict": self._models[name].state_dict(),
                         "epoch": epochs_done,
                         "optimizer": optim.state_dict() if optim is not None else None,
+                        "optimizer_type": type(optim).__name__ if optim is not None else None,
                         "scheduler": sched.state_dict() if sched is not None else None,
                         "val_result": val_result,
                         "resume_state": resume,
+                        "prompt_layout": self.prompt_layout(),
                     },
                     osp.join(directory, name),
                     is_best=is_best,
@@ -107,19 +113,21 @@ class Checkpointing:
     # ------------------------------------------------------------------ resuming
 
     def resume_model_if_exist(self, directory):
-        """Restore the checkpoints named by each model's ``checkpoint`` file; return the
-        0-based epoch to start from. The resume state is restored too when the
-        checkpoint has it."""
+        """Restore each model's checkpoint to resume from (``resume_checkpoint``: the one
+        its ``checkpoint`` pointer names, else the newest epoch); return the 0-based epoch
+        to start from. The resume state is restored too when the checkpoint has it."""
         names = self.get_model_names()
-        if not names or any(not osp.isfile(osp.join(directory, n, POINTER_FILE)) for n in names):
+        paths = {name: resume_checkpoint(osp.join(directory, name)) for name in names}
+        if not names or None in paths.values():
             print("No checkpoint found, train from scratch")
             return 0
         print(f"Found checkpoint at {directory} (will resume training)")
         start_epoch, resume = 0, None
         for name in names:
             checkpoint = restore_checkpoint(
-                pointed_checkpoint(osp.join(directory, name)), self._models[name],
+                paths[name], self._models[name],
                 self._optims[name], self._scheds[name], hint=self.checkpoint_mismatch_hint,
+                layout=self.prompt_layout(),
             )
             start_epoch = checkpoint["epoch"]
             resume = resume or checkpoint.get("resume_state")
@@ -163,10 +171,13 @@ class Checkpointing:
             if path is None:
                 wanted = (f"model.pth.tar-{epoch}" if epoch is not None
                           else "model-best.pth.tar or model.pth.tar-<N>")
-                raise MissingCheckpoint(f"No model at {folder}: it has no {wanted} "
+                epochs = saved_epochs(folder)
+                there = (f"the epochs saved there are {', '.join(map(str, epochs))}" if epochs
+                         else "no epoch is saved there")
+                raise MissingCheckpoint(f"No model at {folder}: it has no {wanted}; {there} "
                                         "(check --model-dir and --load-epoch)")
             checkpoint = load_weights(self._models[name], path, self.ignored_checkpoint_keys,
-                                      self.checkpoint_mismatch_hint)
+                                      self.checkpoint_mismatch_hint, layout=self.prompt_layout())
             val_result = checkpoint.get("val_result")  # absent in some checkpoints (Dassl #56)
             shown = "None" if val_result is None else f"{val_result:.1f}"
             print(f"Load {path} to {name} (epoch={checkpoint.get('epoch')}, val_result={shown})")

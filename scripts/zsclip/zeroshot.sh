@@ -23,11 +23,11 @@ case "$SUB" in
     base) DIR="${OUTPUT}/base2new/train_base/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED:-1}" ;;
     new) DIR="${OUTPUT}/base2new/test_new/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED:-1}" ;;
 esac
-rpp_skip_if_done "$DIR" eval && exit 0
 CFG_FILE=$(rpp_trainer_cfg)
 DATASET_FILE=$(rpp_dataset_cfg "$DATASET")
 rpp_load_backbone_opts "$CFG_FILE"
-"$PYTHON" train.py --root "$DATA" --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_FILE" --config-file "$CFG_FILE" \
-    --output-dir "$DIR" --eval-only ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} \
-    DATASET.SUBSAMPLE_CLASSES "$SUB" "$@"
+ARGS=(--root "$DATA" --trainer "$TRAINER" --dataset-config-file "$DATASET_FILE"
+      --config-file "$CFG_FILE" --output-dir "$DIR" --eval-only
+      ${RPP_BACKBONE_OPTS[@]+"${RPP_BACKBONE_OPTS[@]}"} DATASET.SUBSAMPLE_CLASSES "$SUB" "$@")
+rpp_skip_if_done "$DIR" eval "${ARGS[@]}" && exit 0
+"$PYTHON" train.py "${ARGS[@]}"

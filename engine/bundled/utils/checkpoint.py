@@ -24,12 +24,14 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from engine.user_errors import UserError, user_error
+from engine.checkpoint_files import (
+    BEST_NAME, POINTER_FILE, CheckpointFileError, resume_checkpoint, saved_epochs,
+)
+from engine.user_errors import UserError, reporting_disk_full, user_error
 
 from .tools import mkdir_if_missing
 
-POINTER_FILE = "checkpoint"  # text file holding the basename of the last saved checkpoint
-BEST_NAME = "model-best.pth.tar"
+user_error(CheckpointFileError)  # a pointer that cannot be followed: one line, exit 2
 
 
 @user_error  # train.py prints it as one line and exits with status 2
@@ -92,13 +94,15 @@ def _atomic_write(fpath, write_to):
     directory = osp.dirname(fpath) or "."
     tmp_path = osp.join(directory, f".{osp.basename(fpath)}.{uuid.uuid4().hex[:12]}.tmp")
     # os.open with 0o666 honours the umask (mkstemp would force 0600).
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write_to(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, fpath)
+        # A full disk is one line naming the file; the file it would replace is untouched.
+        with reporting_disk_full(fpath):
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as f:
+                write_to(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_path, fpath)
     except BaseException:
         if osp.exists(tmp_path):
             os.remove(tmp_path)
@@ -124,9 +128,6 @@ def _fsync_directory(directory):
 # Loading
 # ----------------------------------------------------------------------------
 
-EPOCH_CHECKPOINT = re.compile(r"^model\.pth\.tar-(\d+)$")
-
-
 def find_checkpoint(folder, epoch=None):
     """The checkpoint of one model folder to deploy: ``model.pth.tar-<epoch>`` when
     ``epoch`` is given, else ``model-best.pth.tar``, else the highest-numbered epoch.
@@ -134,12 +135,11 @@ def find_checkpoint(folder, epoch=None):
     if epoch is not None:
         path = osp.join(folder, f"model.pth.tar-{epoch}")
         return path if osp.isfile(path) else None
-    best = osp.join(folder, "model-best.pth.tar")
+    best = osp.join(folder, BEST_NAME)
     if osp.isfile(best):
         return best
-    epochs = [int(m.group(1)) for m in map(EPOCH_CHECKPOINT.match, os.listdir(folder)) if m] \
-        if osp.isdir(folder) else []
-    return osp.join(folder, f"model.pth.tar-{max(epochs)}") if epochs else None
+    epochs = saved_epochs(folder)
+    return osp.join(folder, f"model.pth.tar-{epochs[-1]}") if epochs else None
 
 
 def load_checkpoint(fpath):
@@ -186,15 +186,6 @@ def _explain_load_error(error):
     return f"the file is not a readable torch checkpoint ({type(error).__name__}: {text})"
 
 
-def pointed_checkpoint(fdir):
-    """The checkpoint named in ``fdir/checkpoint`` (the last one saved there)."""
-    pointer = osp.join(fdir, POINTER_FILE)
-    if not osp.isfile(pointer):
-        raise FileNotFoundError(f'No "{POINTER_FILE}" file in "{fdir}" (nothing to resume from)')
-    with open(pointer, "r") as f:
-        return osp.join(fdir, f.readline().strip())
-
-
 def load_state_strictly(module, state_dict, source, hint=""):
     """``module.load_state_dict(state_dict)``, but a misfit is one ``CheckpointMismatch``
     line naming ``source``, the keys and shapes (and ``hint``: what to check)."""
@@ -210,24 +201,113 @@ def load_state_strictly(module, state_dict, source, hint=""):
         module.load_state_dict(state_dict, strict=True)
 
 
-def load_weights(module, fpath, ignored_keys=(), hint=""):
+def load_weights(module, fpath, ignored_keys=(), hint="", layout=None, resuming=False):
     """Load the ``state_dict`` of checkpoint ``fpath`` into ``module`` strictly, leaving
-    out keys whose last part is in ``ignored_keys``; return the whole checkpoint."""
+    out keys whose last part is in ``ignored_keys``; return the whole checkpoint.
+
+    Refused in one line each: a file that is no model checkpoint (``resuming``: one
+    without its ``epoch`` too), one written under another prompt ``layout`` (the keys
+    that define the prompts' shape and meaning, ``Checkpointing.prompt_layout``; a
+    checkpoint that recorded none, e.g. an official CoOp one, is not checked) and one
+    holding NaN or infinite weights.
+    """
     checkpoint = load_checkpoint(fpath)
+    require_checkpoint_structure(checkpoint, fpath, resuming)
     state_dict = {key: value for key, value in checkpoint["state_dict"].items()
                   if key.split(".")[-1] not in ignored_keys}
+    check_prompt_layout(checkpoint.get("prompt_layout"), layout, fpath, module, state_dict)
+    require_finite(state_dict, fpath)
     load_state_strictly(module, state_dict, fpath, hint)
     return checkpoint
 
 
-def restore_checkpoint(fpath, model, optimizer=None, scheduler=None, hint=""):
+def require_checkpoint_structure(checkpoint, fpath, resuming=False):
+    """A dict with a ``state_dict`` of tensors (and, to resume, an integer ``epoch``)."""
+    wanted = 'a dict with "state_dict" (name -> tensor)' + (' and "epoch"' if resuming else "")
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f'Checkpoint "{fpath}" holds {_describe(checkpoint)}, not a model checkpoint '
+            f"({wanted})")
+    state_dict = checkpoint.get("state_dict")
+    if not isinstance(state_dict, dict) or not all(
+            isinstance(value, torch.Tensor) for value in state_dict.values()):
+        found = "no state_dict" if state_dict is None else f"a state_dict that is {_describe(state_dict)}"
+        raise CheckpointError(
+            f'Checkpoint "{fpath}" has {found}, so it is not a model checkpoint ({wanted})')
+    epoch = checkpoint.get("epoch")
+    if resuming and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
+        raise CheckpointError(
+            f'Checkpoint "{fpath}" has no epoch count ("epoch": {epoch!r}), so a run cannot '
+            "be resumed from it")
+
+
+def _describe(value):
+    if isinstance(value, torch.Tensor):
+        return f"a bare tensor of shape {tuple(value.shape)}"
+    if isinstance(value, dict):
+        tensors = sum(isinstance(v, torch.Tensor) for v in value.values())
+        return f"a dict of {len(value)} entries ({tensors} of them tensors)"
+    return f"a {type(value).__name__}"
+
+
+def _layout_slot(key):
+    """Node keys match across trainer nodes (a KgCoOp run reads CoOp's N_CTX)."""
+    return re.sub(r"^TRAINER\.[^.]+\.", "TRAINER.*.", key)
+
+
+def check_prompt_layout(recorded, current, fpath, module=None, state_dict=None):
+    """CheckpointMismatch naming every key whose recorded value differs from this run's
+    (and how the weights then misfit ``module``, if they do)."""
+    if not recorded or not current or not isinstance(recorded, dict):
+        return
+    recorded = {_layout_slot(key): value for key, value in recorded.items()}
+    differing = [
+        f"{key} {recorded[_layout_slot(key)]!r} there, {value!r} here"
+        for key, value in current.items()
+        if _layout_slot(key) in recorded and recorded[_layout_slot(key)] != value
+    ]
+    if differing:
+        from models.state_dict_check import state_dict_problems  # (models imports engine)
+
+        problems = state_dict_problems(module.state_dict(), state_dict) if module is not None else []
+        misfit = f" ({'; '.join(problems)})" if problems else ""
+        raise CheckpointMismatch(
+            f"Checkpoint {fpath} was trained with another prompt layout ({'; '.join(differing)}); "
+            f"run with the values it was trained with{misfit}")
+
+
+def require_finite(state_dict, fpath):
+    """CheckpointError naming the tensors that hold NaN or infinite values."""
+    bad = [key for key, value in state_dict.items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise CheckpointError(
+            f"Checkpoint {fpath} holds non-finite values (NaN or inf) in {shown}; its run "
+            "diverged: load an earlier epoch (--load-epoch) or retrain with a lower OPTIM.LR")
+
+
+def restore_checkpoint(fpath, model, optimizer=None, scheduler=None, hint="", layout=None):
     """Put checkpoint ``fpath`` back into ``model`` (strictly), ``optimizer`` and
-    ``scheduler`` with Dassl's messages; return the checkpoint."""
+    ``scheduler`` with Dassl's messages; return the checkpoint. A checkpoint of another
+    optimizer type (OPTIM.NAME) is one CheckpointMismatch line."""
     print(f'Loading checkpoint from "{fpath}"')
-    checkpoint = load_weights(model, fpath, hint=hint)
+    checkpoint = load_weights(model, fpath, hint=hint, layout=layout, resuming=True)
     print("Loaded model weights")
     if optimizer is not None and checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        saved_type = checkpoint.get("optimizer_type")
+        if saved_type is not None and saved_type != type(optimizer).__name__:
+            raise CheckpointMismatch(
+                f"Checkpoint {fpath} was written with optimizer {saved_type}, but this run "
+                f"uses {type(optimizer).__name__} (OPTIM.NAME); resume with the optimizer it "
+                "was trained with, or start a new run")
+        try:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise CheckpointMismatch(
+                f"Checkpoint {fpath} holds an optimizer state that does not fit this run's "
+                f"{type(optimizer).__name__} ({' '.join(str(error).split())}); check OPTIM.NAME"
+            ) from error
         print("Loaded optimizer")
     if scheduler is not None and checkpoint.get("scheduler") is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -236,11 +316,15 @@ def restore_checkpoint(fpath, model, optimizer=None, scheduler=None, hint=""):
 
 
 def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
-    """Restore the checkpoint named in ``fdir/checkpoint``; return its stored epoch.
+    """Restore the checkpoint a resume of ``fdir`` continues from (``resume_checkpoint``:
+    the one its pointer names, else the newest); return its stored epoch.
 
     The stored epoch is already ``epoch + 1``, i.e. the next 0-based epoch to run.
     """
-    start_epoch = restore_checkpoint(pointed_checkpoint(fdir), model, optimizer, scheduler)["epoch"]
+    path = resume_checkpoint(fdir)
+    if path is None:
+        raise MissingCheckpoint(f"No checkpoint to resume from in {fdir}")
+    start_epoch = restore_checkpoint(path, model, optimizer, scheduler)["epoch"]
     print(f"Previous epoch: {start_epoch}")
     return start_epoch
 

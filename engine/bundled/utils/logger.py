@@ -2,10 +2,13 @@
 
 Only stdout is captured; stderr (tqdm bars, warnings) stays on the console.
 """
+import contextlib
 import os
 import os.path as osp
 import sys
 import time
+
+from engine.user_errors import NO_SPACE_ERRNOS, disk_full
 
 from .tools import mkdir_if_missing
 
@@ -24,13 +27,31 @@ class Logger:
     def write(self, msg):
         self.console.write(msg)
         if self.file is not None:
-            self.file.write(msg)
+            with self._stop_logging_if_disk_full():
+                self.file.write(msg)
 
     def flush(self):
         self.console.flush()
         if self.file is not None:
-            self.file.flush()
-            os.fsync(self.file.fileno())  # the log survives a crash or a kill
+            with self._stop_logging_if_disk_full():
+                self.file.flush()
+                os.fsync(self.file.fileno())  # the log survives a crash or a kill
+
+    @contextlib.contextmanager
+    def _stop_logging_if_disk_full(self):
+        """A full disk ends the run in one line naming the log (DiskFull); the console
+        goes on alone, so the lines printed while the run stops do not fail again."""
+        try:
+            yield
+        except OSError as error:
+            if error.errno not in NO_SPACE_ERRNOS:
+                raise
+            broken, self.file = self.file, None
+            try:
+                broken.close()
+            except OSError:
+                pass
+            raise disk_full(self.fpath, error) from error
 
     def close(self):
         """Stop teeing: restore the console as ``sys.stdout`` and close the file."""
