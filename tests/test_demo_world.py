@@ -3,6 +3,7 @@ import hashlib
 import os
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -142,6 +143,7 @@ def test_shipped_clip_zero_shot_on_held_out_classes_is_far_above_chance():
     assert accuracy > 5 * chance
 
 
+@pytest.mark.slow
 def test_a_short_prompt_tuning_run_beats_zero_shot_on_base_classes(make_cfg, tmp_path, restore_stdout):
     # The Demo dataset's class-specific shades (datasets/demo_images.py) cost zero-shot
     # CLIP accuracy; a few shots of each base class show its shade.

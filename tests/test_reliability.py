@@ -157,6 +157,7 @@ def test_extra_checkpoint_state_survives_a_mid_epoch_resume(demo_data_root, tmp_
 
 
 @pytest.mark.real_dassl
+@pytest.mark.slow
 def test_epoch_boundary_resume_restores_rng_and_optimizer(demo_data_root, tmp_path, restore_stdout):
     from engine import build_trainer
 

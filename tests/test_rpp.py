@@ -290,6 +290,7 @@ def test_text_only_kd_runs_the_image_tower_once_per_step(make_cfg, restore_stdou
     assert kd.item() == pytest.approx(kd_loss(step.logits, teacher).item(), rel=1e-5, abs=1e-7)
 
 
+@pytest.mark.slow
 def test_fixed_text_features_are_encoded_once_per_run(make_cfg, restore_stdout, monkeypatch):
     trainer = build(make_cfg, "RPP", "TRAINER.RPP.PROMPT_DEPTH_TEXT", 0, "TRAINER.RPP.KD", False,
                     "DATALOADER.TEST.BATCH_SIZE", 7)
@@ -321,6 +322,7 @@ def run_train_py_in_process(demo_data_root, output_dir, trainer, *opts):
     return (output_dir / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_eval_only_logs_say_only_what_applies(make_cfg, demo_data_root, restore_stdout, tmp_path):
     source_dir = tmp_path / "pretrain"
     source = build(make_cfg, "RPP", output_dir=str(source_dir))

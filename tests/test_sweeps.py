@@ -229,6 +229,7 @@ def test_zeroshot(dry, subset, folder):
     assert test["opts"] == {"DATASET.SUBSAMPLE_CLASSES": (subset or ("all",))[0]}
 
 
+@pytest.mark.slow
 def test_epoch_overrides_reach_training_and_the_loaded_epoch(dry):
     train_dir = f"{dry.output}/base2new/train_base/demo/shots_16/CoOp/tiny_vit/seed1"
     fake_checkpoint(train_dir, 3)
@@ -264,6 +265,7 @@ def test_bad_input_fails_with_one_clear_line(dry):
     assert "no checkpoint of epoch 10 under" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_run_with_a_checkpoint_is_resumed_and_any_other_starts_fresh(dry):
     run_dir = f"{dry.output}/demo/CoOp/tiny_vit_2shots/seed1"
     result, (train,) = dry("scripts/coop/few_shot.sh", "demo", 2, 1, CFG="tiny_vit")
