@@ -16,6 +16,7 @@ from test_parse_results import csv_rows, run_cli, write_base2new
 from test_reliability import cfg_for as reliability_cfg_for
 from test_sweeps import ACCURACY, dry, fake_checkpoint, run_script  # noqa: F401  (dry: a fixture)
 from test_train_e2e import run_train_py
+from tests.fixtures.crashing import train_until_crash
 
 TINY_CONFIG = os.path.join(REPO_ROOT, "configs", "trainers", "PromptSRC", "tiny_vit.yaml")
 OFFICIAL_KEYS = {  # TRAINER.PROMPTSRC in the official train.py: names and defaults
@@ -236,21 +237,8 @@ def test_a_killed_run_resumes_to_the_same_aggregated_prompts(demo_data_root, tmp
     reference.train()
     reference.close_writer()
 
-    class Crash(Exception):
-        pass
-
     crashing = build_trainer(short_run_cfg(demo_data_root, tmp_path / "b", *mid_epoch))
-    original = crashing.forward_backward
-
-    def forward_backward(batch):
-        if crashing.epoch == 1 and crashing.batch_idx == 2:  # after the checkpoint at batch 2
-            raise Crash
-        return original(batch)
-
-    crashing.forward_backward = forward_backward
-    with pytest.raises(Crash):
-        crashing.train()
-    crashing.close_writer()
+    train_until_crash(crashing, epoch=1, batch_idx=2)  # after the checkpoint at batch 2
     pointer = tmp_path / "b" / "prompt_learner" / "checkpoint"
     assert pointer.read_text().strip() == "model-mid-epoch.pth.tar"
 

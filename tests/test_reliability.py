@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from conftest import DEMO_DATASET_CONFIG, REPO_ROOT, TINY_COOP_CONFIG
+from tests.fixtures.crashing import train_until_crash
 
 ACCURACY = re.compile(r"^\* accuracy: ([\d.]+)%$", re.M)
 
@@ -73,21 +74,8 @@ def test_mid_epoch_resume_repeats_the_uninterrupted_run(demo_data_root, tmp_path
     expected = ctx_of(reference)
     assert not torch.equal(expected, initial_ctx)
 
-    class Crash(Exception):
-        pass
-
     crashing = build_trainer(cfg_for(demo_data_root, tmp_path / "b", *SMALL_RUN, *NO_TEST))
-    original = crashing.forward_backward
-
-    def forward_backward(batch):
-        if crashing.epoch == 1 and crashing.batch_idx == 3:  # after the checkpoint at batch 2
-            raise Crash
-        return original(batch)
-
-    crashing.forward_backward = forward_backward
-    with pytest.raises(Crash):
-        crashing.train()
-    crashing.close_writer()
+    train_until_crash(crashing, epoch=1, batch_idx=3)  # after the checkpoint at batch 2
     pointer = tmp_path / "b" / "prompt_learner" / "checkpoint"
     assert pointer.read_text().strip() == "model-mid-epoch.pth.tar"
 
@@ -132,21 +120,8 @@ def test_extra_checkpoint_state_survives_a_mid_epoch_resume(demo_data_root, tmp_
     reference.close_writer()
     assert reference.steps == 2 * demo_batches(demo_data_root)
 
-    class Crash(Exception):
-        pass
-
     crashing = trainer_class(cfg_for(demo_data_root, tmp_path / "b", *SMALL_RUN, *NO_TEST))
-    original = crashing.forward_backward
-
-    def forward_backward(batch):
-        if crashing.epoch == 1 and crashing.batch_idx == 3:  # after the checkpoint at batch 2
-            raise Crash
-        return original(batch)
-
-    crashing.forward_backward = forward_backward
-    with pytest.raises(Crash):
-        crashing.train()
-    crashing.close_writer()
+    train_until_crash(crashing, epoch=1, batch_idx=3)  # after the checkpoint at batch 2
 
     resumed = trainer_class(cfg_for(demo_data_root, tmp_path / "b", "--resume", *SMALL_RUN, *NO_TEST))
     resumed.train()
