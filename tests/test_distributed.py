@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import DEMO_DATASET_CONFIG, REPO_ROOT, TINY_COOP_CONFIG
+from engine.run_record import TRAIN_RECORD
 
 RESULT_LINE = re.compile(r"^\* (total|correct|accuracy|error|macro_f1): .*$", re.M)
 
@@ -217,8 +218,10 @@ def test_two_process_training_and_evaluation_match_one_process(demo_data_root, t
     assert "Distributed run: 2 processes (gloo backend)" in log
     assert "Gathered 9 predictions from 2 processes" in log
     assert "* total: 9" in log
-    # rank 0 alone writes the log, the checkpoint and the tensorboard events
-    assert sorted(os.listdir(trained_dir)) == ["log.txt", "prompt_learner", "tensorboard"]
+    # rank 0 alone writes the log, the checkpoint, the tensorboard events and the run
+    # record (its lock file is gone with the run)
+    assert sorted(os.listdir(trained_dir)) == sorted(
+        ["log.txt", "prompt_learner", TRAIN_RECORD, "tensorboard"])
     assert len(os.listdir(trained_dir / "tensorboard")) == 1
     checkpoint = torch.load(trained_dir / "prompt_learner" / "model.pth.tar-1", weights_only=True)
     assert list(checkpoint["state_dict"]) == ["ctx"]  # unprefixed: no "module."
