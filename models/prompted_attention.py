@@ -263,9 +263,9 @@ def run_block(block: nn.Module, x: BlockInput, attn_mask: Optional[torch.Tensor]
 def run_blocks(blocks, x: torch.Tensor, attn_mask=None, batch_first=True, layer_hook=None,
                causal: bool = False, checkpointing: bool = False):
     """``x`` through every block; ``layer_hook(index, x)`` may return a tensor,
-    ``AttentionInputs`` or ``SlotAttentionInputs`` for block ``index``. With ``checkpointing`` (and autograd
-    recording) every block is recomputed in the backward pass instead of keeping its
-    activations; the hook runs outside, once."""
+    ``AttentionInputs`` or ``SlotAttentionInputs`` for block ``index``. With
+    ``checkpointing`` (and autograd recording) every block is recomputed in the backward
+    pass instead of keeping its activations; the hook runs outside, once."""
     recompute = checkpointing and torch.is_grad_enabled()
     for index, block in enumerate(blocks):
         block_input = layer_hook(index, x) if layer_hook is not None else x
