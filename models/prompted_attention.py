@@ -178,16 +178,24 @@ def _slot_projected(block: nn.Module, x: SlotAttentionInputs):
     (per-token layer norm and projection: the same values as three full streams)."""
     attn = block.attn
     qkv = F.linear(block.ln_1(x.x), attn.in_proj_weight, attn.in_proj_bias)
+    tokens = (x.query, x.key, x.value)
+    given = [index for index, stream in enumerate(tokens) if stream is not None]
+    if not given:
+        return qkv.chunk(3, dim=-1)
     begin, end = x.slots.bounds(x.x.shape[1])
     width = x.x.shape[-1]
-    for index, (tokens, (w, b)) in enumerate(zip((x.query, x.key, x.value), _projections(block))):
-        if tokens is None:
-            continue
-        x.slots.check_prompt(tokens, width)
-        rows = F.linear(block.ln_1(tokens.to(x.x.dtype)), w, b)
-        # In place on the fresh projection output (not saved by autograd): no copy of the
-        # whole sequence per stream.
-        qkv[:, begin:end, index * width:(index + 1) * width] = rows
+    first, last = given[0], given[-1]
+    rows = []
+    for index in range(first, last + 1):
+        stream = tokens[index]
+        if stream is None:  # between two that differ: the shared sequence's own tokens
+            stream = x.slots.select(x.x)
+        x.slots.check_prompt(stream, width)
+        weight, bias = _projections(block)[index]
+        rows.append(F.linear(block.ln_1(stream.to(x.x.dtype)), weight, bias))
+    # One write in place on the fresh projection output (linear does not save it for
+    # backward): no copy of the whole sequence per stream, one autograd copy in all.
+    qkv[:, begin:end, first * width:(last + 1) * width] = torch.cat(torch.broadcast_tensors(*rows), dim=-1)
     return qkv.chunk(3, dim=-1)
 
 
