@@ -12,8 +12,8 @@ the vision side differ only in *where* the prompt tokens sit:
 ``PromptSlots`` owns that slot logic (select / replace), ``DeepPromptHook`` applies a
 per-layer prompt through it and is what ``TextEncoder`` and ``VisionEncoder`` take as
 ``layer_hook``. A method that gives a layer separate query/key/value prompts (RPP) keeps
-``PromptSlots`` as is and uses ``slots.replace`` once per projection input
-(``models/sapl.py``).
+``PromptSlots`` as is and hands the slots and its per-stream prompts to the frozen
+block (``models/sapl.py``, ``models.prompted_attention.SlotAttentionInputs``).
 
 Widths always come from the model (``text_width``, ``VisionEncoder.width``).
 
@@ -65,6 +65,11 @@ class PromptSlots:
         begin, end = self.bounds(x.shape[1])
         return x[:, begin:end]
 
+    def check_prompt(self, prompt: torch.Tensor, width: int):
+        """ValueError unless ``prompt`` ([n, D] or [N, n, D]) fits these slots at ``width``."""
+        if prompt.shape[-2] != self.n or prompt.shape[-1] != width:
+            raise ValueError(f"prompt of shape {tuple(prompt.shape)} does not fit {self!r} of width {width}")
+
     def replace(self, x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         """``x`` with its prompt tokens replaced by ``prompt`` ([n, D] shared or [N, n, D]).
 
@@ -72,10 +77,7 @@ class PromptSlots:
         same fp32 parameters serve fp32, fp16 and bf16 runs.
         """
         begin, end = self.bounds(x.shape[1])
-        if prompt.shape[-2] != self.n or prompt.shape[-1] != x.shape[-1]:
-            raise ValueError(
-                f"prompt of shape {tuple(prompt.shape)} does not fit {self!r} of width {x.shape[-1]}"
-            )
+        self.check_prompt(prompt, x.shape[-1])
         if prompt.dim() == 2:
             prompt = prompt.unsqueeze(0).expand(x.shape[0], -1, -1)
         return torch.cat([x[:, :begin], prompt.to(x.dtype), x[:, end:]], dim=1)

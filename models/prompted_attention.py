@@ -6,7 +6,14 @@ time through ``run_block``. The input of a block is either
 * a tensor ``x`` [N, L, D]: ordinary and deep prompting, or
 * ``AttentionInputs``: separate query, key and value streams plus the residual stream,
   which is what RPP's self-attention prompts (SAPL) need: the frozen attention takes its
-  query, key and value from sequences whose prompt slots hold different prompts.
+  query, key and value from sequences whose prompt slots hold different prompts, or
+* ``SlotAttentionInputs``: the same thing said compactly, one sequence plus the few
+  tokens by which each stream differs from it at the prompt slots. Layer norm and the
+  q/k/v projections work per token, so the fused path projects the shared sequence once
+  (one packed ``in_proj``) and overwrites only the slot rows of q, k and v: the values of
+  the three-stream path at about a third of its projection cost.
+  ``set_shared_projection(False)`` expands it into full ``AttentionInputs`` instead (the
+  reference of the tests and the benchmark); so does every path that is not fused.
 
 The block's own modules and parameters do the work (``ln_1``, the ``attn`` projections,
 ``ls_1``, ``ln_2``, ``mlp``, ``ls_2``); nothing of CLIP is copied. The attention itself
@@ -35,6 +42,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from engine.user_errors import UserError
+from models.deep_prompts import PromptSlots
 
 
 class UnsupportedBlockError(UserError):
@@ -55,27 +63,71 @@ class AttentionInputs:
     value: torch.Tensor
 
 
-BlockInput = Union[torch.Tensor, AttentionInputs]
+@dataclass
+class SlotAttentionInputs:
+    """Query, key and value streams that equal ``x`` [N, L, D] except at ``slots``.
+
+    ``query``/``key``/``value``: the stream's tokens at the slots before layer norm
+    ([n, D] shared by the batch, or [N, n, D]); None means ``x``'s own. ``x`` is also the
+    residual stream.
+    """
+
+    x: torch.Tensor
+    slots: PromptSlots
+    query: Optional[torch.Tensor] = None
+    key: Optional[torch.Tensor] = None
+    value: Optional[torch.Tensor] = None
+
+    def streams(self) -> AttentionInputs:
+        """The same inputs as three full-length streams (the reference path)."""
+        def stream(tokens):
+            return self.x if tokens is None else self.slots.replace(self.x, tokens)
+
+        return AttentionInputs(residual=self.x, query=stream(self.query),
+                               key=stream(self.key), value=stream(self.value))
+
+
+BlockInput = Union[torch.Tensor, AttentionInputs, SlotAttentionInputs]
 
 _FUSED = {"enabled": True}
+_SHARED_PROJECTION = {"enabled": True}
+
+
+def _set(switch: dict, enabled: bool) -> bool:
+    previous = switch["enabled"]
+    switch["enabled"] = bool(enabled)
+    return previous
+
+
+@contextmanager
+def _switched(switch: dict, enabled: bool):
+    previous = _set(switch, enabled)
+    try:
+        yield
+    finally:
+        _set(switch, previous)
 
 
 def set_fused_attention(enabled: bool) -> bool:
     """Use the fused path (True, the default) or the blocks' own attention; returns the
     previous setting."""
-    previous = _FUSED["enabled"]
-    _FUSED["enabled"] = bool(enabled)
-    return previous
+    return _set(_FUSED, enabled)
 
 
-@contextmanager
 def fused_attention(enabled: bool):
     """``with fused_attention(False):`` runs the blocks' own attention inside."""
-    previous = set_fused_attention(enabled)
-    try:
-        yield
-    finally:
-        set_fused_attention(previous)
+    return _switched(_FUSED, enabled)
+
+
+def set_shared_projection(enabled: bool) -> bool:
+    """Project ``SlotAttentionInputs`` once plus the slot rows (True, the default) or as
+    three full streams; returns the previous setting."""
+    return _set(_SHARED_PROJECTION, enabled)
+
+
+def shared_projection(enabled: bool):
+    """``with shared_projection(False):`` runs the three-stream path inside."""
+    return _switched(_SHARED_PROJECTION, enabled)
 
 
 def is_causal_mask(mask: Optional[torch.Tensor]) -> bool:
@@ -103,21 +155,54 @@ def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     return x.view(n, length, num_heads, width // num_heads).transpose(1, 2)
 
 
-def _fused_attention(block: nn.Module, query: torch.Tensor, key: Optional[torch.Tensor],
-                     value: Optional[torch.Tensor], attn_mask: Optional[torch.Tensor],
-                     causal: bool) -> torch.Tensor:
-    """Multi-head attention [N, L, D] of layer-normed inputs, on ``block.attn``'s weights.
-
-    ``key``/``value`` None: self-attention on ``query``, one packed projection.
-    """
+def _projections(block: nn.Module):
+    """``block.attn``'s (weight, bias) of the query, key and value projections."""
     attn = block.attn
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
+    return tuple(zip(weight.chunk(3), bias.chunk(3) if bias is not None else (None,) * 3))
+
+
+def _projected(block: nn.Module, query: torch.Tensor, key: Optional[torch.Tensor],
+               value: Optional[torch.Tensor]):
+    """q, k, v [N, L, D] of layer-normed inputs; ``key``/``value`` None: self-attention
+    on ``query``, one packed projection."""
+    attn = block.attn
     if key is None:
-        q, k, v = F.linear(query, weight, bias).chunk(3, dim=-1)
-    else:
-        weights = weight.chunk(3)
-        biases = bias.chunk(3) if bias is not None else (None, None, None)
-        q, k, v = (F.linear(x, w, b) for x, w, b in zip((query, key, value), weights, biases))
+        return F.linear(query, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    return tuple(F.linear(x, w, b) for x, (w, b) in zip((query, key, value), _projections(block)))
+
+
+def _slot_projected(block: nn.Module, x: SlotAttentionInputs):
+    """q, k, v [N, L, D] of ``x``'s three streams: one packed projection of the shared
+    sequence, then the slot rows of the streams that differ there projected on their own
+    (per-token layer norm and projection: the same values as three full streams)."""
+    attn = block.attn
+    qkv = F.linear(block.ln_1(x.x), attn.in_proj_weight, attn.in_proj_bias)
+    tokens = (x.query, x.key, x.value)
+    given = [index for index, stream in enumerate(tokens) if stream is not None]
+    if not given:
+        return qkv.chunk(3, dim=-1)
+    begin, end = x.slots.bounds(x.x.shape[1])
+    width = x.x.shape[-1]
+    first, last = given[0], given[-1]
+    rows = []
+    for index in range(first, last + 1):
+        stream = tokens[index]
+        if stream is None:  # between two that differ: the shared sequence's own tokens
+            stream = x.slots.select(x.x)
+        x.slots.check_prompt(stream, width)
+        weight, bias = _projections(block)[index]
+        rows.append(F.linear(block.ln_1(stream.to(x.x.dtype)), weight, bias))
+    # One write in place on the fresh projection output (linear does not save it for
+    # backward): no copy of the whole sequence per stream, one autograd copy in all.
+    qkv[:, begin:end, first * width:(last + 1) * width] = torch.cat(torch.broadcast_tensors(*rows), dim=-1)
+    return qkv.chunk(3, dim=-1)
+
+
+def _fused_attention(block: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     attn_mask: Optional[torch.Tensor], causal: bool) -> torch.Tensor:
+    """Multi-head attention [N, L, D] of projected q, k, v on ``block.attn``'s weights."""
+    attn = block.attn
     heads = attn.num_heads
     mask = None
     if attn_mask is not None and not causal:
@@ -126,7 +211,7 @@ def _fused_attention(block: nn.Module, query: torch.Tensor, key: Optional[torch.
         _heads(q, heads), _heads(k, heads), _heads(v, heads), attn_mask=mask,
         dropout_p=attn.dropout if attn.training else 0.0, is_causal=causal and attn_mask is not None,
     )
-    out = out.transpose(1, 2).reshape(query.shape)
+    out = out.transpose(1, 2).reshape(q.shape)
     return attn.out_proj(out)
 
 
@@ -164,25 +249,31 @@ def run_block(block: nn.Module, x: BlockInput, attn_mask: Optional[torch.Tensor]
     ``causal`` says that ``attn_mask`` is the causal mask (``is_causal_mask``), so the
     fused path may use the causal kernel instead of the mask tensor.
     """
-    if not drives_fused(block):
+    fused = drives_fused(block)
+    if isinstance(x, SlotAttentionInputs) and not (fused and _SHARED_PROJECTION["enabled"]):
+        x = x.streams()
+    if not fused:
         return _own_forward(block, x, attn_mask, batch_first)
     if isinstance(x, torch.Tensor):
         residual = x
-        attended = _fused_attention(block, block.ln_1(x), None, None, attn_mask, causal)
+        q, k, v = _projected(block, block.ln_1(x), None, None)
+    elif isinstance(x, SlotAttentionInputs):
+        residual = x.x
+        q, k, v = _slot_projected(block, x)
     else:
         residual = x.residual
-        attended = _fused_attention(block, block.ln_1(x.query), block.ln_1(x.key),
-                                    block.ln_1(x.value), attn_mask, causal)
+        q, k, v = _projected(block, block.ln_1(x.query), block.ln_1(x.key), block.ln_1(x.value))
+    attended = _fused_attention(block, q, k, v, attn_mask, causal)
     out = residual + block.ls_1(attended)
     return out + block.ls_2(block.mlp(block.ln_2(out)))
 
 
 def run_blocks(blocks, x: torch.Tensor, attn_mask=None, batch_first=True, layer_hook=None,
                causal: bool = False, checkpointing: bool = False):
-    """``x`` through every block; ``layer_hook(index, x)`` may return a tensor or
-    ``AttentionInputs`` for block ``index``. With ``checkpointing`` (and autograd
-    recording) every block is recomputed in the backward pass instead of keeping its
-    activations; the hook runs outside, once."""
+    """``x`` through every block; ``layer_hook(index, x)`` may return a tensor,
+    ``AttentionInputs`` or ``SlotAttentionInputs`` for block ``index``. With
+    ``checkpointing`` (and autograd recording) every block is recomputed in the backward
+    pass instead of keeping its activations; the hook runs outside, once."""
     recompute = checkpointing and torch.is_grad_enabled()
     for index, block in enumerate(blocks):
         block_input = layer_hook(index, x) if layer_hook is not None else x

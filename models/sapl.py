@@ -6,7 +6,8 @@ value from the three sequences:
 
     X_Q = LN(Rep(X, P_Q)),  X_K = LN(Rep(X, P_K)),  X_V = LN(Rep(X, P_V))
 
-(``models.prompted_attention.run_block`` runs the frozen block on them). With
+(``models.prompted_attention.run_block`` runs the frozen block on them, from
+``SlotAttentionInputs``: X once plus the prompts, not three copies of X). With
 ``shared=True`` there is one prompt per layer and this is ordinary deep prompting
 (IVLP/VPT-deep) exactly: the same ``DeepPromptHook``, the same block forward.
 
@@ -29,7 +30,7 @@ from torch import nn
 
 from engine.config_errors import ConfigError
 from models.deep_prompts import DeepPromptHook, PromptSlots, random_prompts
-from models.prompted_attention import AttentionInputs
+from models.prompted_attention import SlotAttentionInputs
 
 ROLES = ("query", "key", "value")
 RESIDUAL_CHOICES = ("query", "input")
@@ -103,12 +104,10 @@ class SAPLHook:
     def __call__(self, layer_index: int, x: torch.Tensor):
         if layer_index >= len(self.query):
             return x
+        key, value = self.key[layer_index], self.value[layer_index]
         if layer_index == 0:  # x already holds entry(P_Q) in the slots
-            key = self.slots.replace(x, self.entry(self.key[0]))
-            value = self.slots.replace(x, self.entry(self.value[0]))
-            return AttentionInputs(residual=x, query=x, key=key, value=value)
-        query = self.slots.replace(x, self.query[layer_index])
-        key = self.slots.replace(x, self.key[layer_index])
-        value = self.slots.replace(x, self.value[layer_index])
-        residual = query if self.residual == "query" else x
-        return AttentionInputs(residual=residual, query=query, key=key, value=value)
+            return SlotAttentionInputs(x, self.slots, key=self.entry(key), value=self.entry(value))
+        query = self.query[layer_index]
+        if self.residual == "query":  # the residual stream is the query stream Rep(X, P_Q)
+            return SlotAttentionInputs(self.slots.replace(x, query), self.slots, key=key, value=value)
+        return SlotAttentionInputs(x, self.slots, query=query, key=key, value=value)

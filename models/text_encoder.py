@@ -28,7 +28,7 @@ from torch import nn
 from .clip_loader import tokenize
 from .prompted_attention import is_causal_mask, run_blocks
 
-# layer_hook(layer_index, x [N, L, D]) -> x or AttentionInputs, called before block ``layer_index``
+# layer_hook(layer_index, x [N, L, D]) -> x or (Slot)AttentionInputs, called before block ``layer_index``
 LayerHook = Callable[[int, torch.Tensor], torch.Tensor]
 
 

@@ -23,7 +23,14 @@ import torch
 
 from models.clip_loader import load_clip
 from models.deep_prompts import text_slots, vision_slots
-from models.prompted_attention import run_block
+from models.prompted_attention import (
+    SlotAttentionInputs,
+    drives_fused,
+    fused_attention,
+    is_causal_mask,
+    run_block,
+    shared_projection,
+)
 from models.sapl import SAPLPrompts
 from models.text_encoder import TextEncoder
 from models.vision_encoder import VisionEncoder
@@ -182,3 +189,54 @@ def test_one_prompted_layer_equals_attention_written_out(clip_model, side_name, 
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * scale)
     for label, output in wrong.items():
         assert (output - expected).abs().max() > 1e-2 * scale, label
+
+
+# --------------------------------------------------------------------------- one projection
+
+
+def layer_output_and_grads(block, hook, layer, x, side, batch_first):
+    """One prompted layer's output and the gradients of a fixed random functional of it
+    with respect to the input and every prompt of the layer."""
+    mask = side["mask"]
+    out = run_block(block, hook(layer, x), attn_mask=mask, batch_first=batch_first,
+                    causal=is_causal_mask(mask))
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(11))
+    used = ROLES[1:] if layer == 0 else ROLES  # layer 0's P_Q is already in x
+    leaves = [x] + [getattr(hook, role)[layer] for role in used]
+    return out.detach(), torch.autograd.grad((out * weights).sum(), leaves)
+
+
+@pytest.mark.parametrize("layer", [0, DEPTH - 1])
+@pytest.mark.parametrize("residual", ["query", "input"])
+@pytest.mark.parametrize("side_name", ["text", "vision"])
+def test_shared_projection_equals_three_streams(clip_model, side_name, residual, layer, monkeypatch):
+    """The shared sequence projected once plus the slot rows per stream gives the values
+    and prompt gradients of three full-length streams (and of the blocks' own attention)."""
+    side = SIDES[side_name](clip_model)
+    transformer = side["transformer"]
+    block = transformer.resblocks[layer]
+    assert drives_fused(block)
+    batch_first = getattr(transformer, "batch_first", True)
+    width = block.ln_1.weight.shape[0]
+    hook = distinct_prompts(width, seed=20 + layer).hook(side["slots"], side["entry"], residual)
+    generator = torch.Generator().manual_seed(200 + layer)
+    x = torch.randn(BATCH, side["length"], width, generator=generator).requires_grad_(True)
+    assert isinstance(hook(layer, x), SlotAttentionInputs)
+
+    with shared_projection(False):
+        expected, expected_grads = layer_output_and_grads(block, hook, layer, x, side, batch_first)
+    with shared_projection(False), fused_attention(False):
+        own, own_grads = layer_output_and_grads(block, hook, layer, x, side, batch_first)
+    with monkeypatch.context() as patch:  # the one-projection path really runs
+        patch.setattr(SlotAttentionInputs, "streams", lambda self: pytest.fail("three streams built"))
+        got, got_grads = layer_output_and_grads(block, hook, layer, x, side, batch_first)
+
+    def close(actual, reference):
+        torch.testing.assert_close(actual, reference, rtol=1e-5,
+                                   atol=1e-5 * max(reference.abs().max().item(), 1e-6))
+
+    for output, grads in ((got, got_grads), (own, own_grads)):
+        close(output, expected)
+        for grad, expected_grad in zip(grads, expected_grads):
+            assert expected_grad.abs().max() > 0  # every prompt of the layer is used
+            close(grad, expected_grad)
