@@ -17,7 +17,6 @@ import os
 import os.path as osp
 import re
 import shutil
-import uuid
 import warnings
 from collections import OrderedDict
 
@@ -27,6 +26,7 @@ import torch
 from engine.checkpoint_files import (
     BEST_NAME, POINTER_FILE, CheckpointFileError, epoch_checkpoint_name, resume_checkpoint,
 )
+from engine.stale_temp_files import temp_name
 from engine.user_errors import UserError, reporting_disk_full, user_error
 
 from .tools import mkdir_if_missing
@@ -92,7 +92,7 @@ def _strip_module_prefix(state_dict):
 def _atomic_write(fpath, write_to):
     """Call ``write_to(binary_file)`` on a temp file, then move it over ``fpath``."""
     directory = osp.dirname(fpath) or "."
-    tmp_path = osp.join(directory, f".{osp.basename(fpath)}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp_path = osp.join(directory, temp_name(osp.basename(fpath)))
     # os.open with 0o666 honours the umask (mkstemp would force 0600).
     try:
         # A full disk is one line naming the file; the file it would replace is untouched.
