@@ -107,6 +107,12 @@ def find_checkpoint(folder, epoch=None):
     return osp.join(folder, epoch_checkpoint_name(epochs[-1])) if epochs else None
 
 
+def deployed_checkpoint_names(epoch=None):
+    """What ``find_checkpoint(folder, epoch)`` looks for, in words (for "not found" lines)."""
+    return (epoch_checkpoint_name(epoch) if epoch is not None
+            else f"{BEST_NAME} or {epoch_checkpoint_name('<N>')}")
+
+
 def checkpoint_files(folder):
     """The names of the checkpoint files (pointer included) in one model folder."""
     if not osp.isdir(folder):

@@ -24,7 +24,7 @@ from engine.bundled.utils.checkpoint import (
     MissingCheckpoint, load_weights, restore_checkpoint, save_checkpoint,
 )
 from engine.checkpoint_files import (
-    MID_EPOCH_CHECKPOINT, epoch_checkpoint_name, find_checkpoint, resume_checkpoint,
+    MID_EPOCH_CHECKPOINT, deployed_checkpoint_names, find_checkpoint, resume_checkpoint,
     saved_epochs,
 )
 from engine.distributed import barrier, is_main_process
@@ -172,8 +172,7 @@ class Checkpointing:
             folder = osp.join(directory, name)
             path = find_checkpoint(folder, epoch)
             if path is None:
-                wanted = (epoch_checkpoint_name(epoch) if epoch is not None
-                          else "model-best.pth.tar or model.pth.tar-<N>")
+                wanted = deployed_checkpoint_names(epoch)
                 epochs = saved_epochs(folder)
                 there = (f"the epochs saved there are {', '.join(map(str, epochs))}" if epochs
                          else "no epoch is saved there")
