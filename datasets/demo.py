@@ -9,7 +9,6 @@ import hashlib
 import io
 import os
 import shutil
-import uuid
 
 from engine import DATASET_REGISTRY
 from engine.stale_temp_files import remove_stale_temp_files, temp_name
@@ -80,7 +79,7 @@ def _read_fingerprint(dataset_dir):
 def _new_temp_folder(parent, target_name):
     """An empty ``.<target>.<12 hex>.tmp`` folder; mode 0777 minus the umask (mkdtemp would
     force 0700, and the demo folder is renamed from it: a shared data root needs the umask)."""
-    path = os.path.join(parent, temp_name(target_name, uuid.uuid4().hex[:12]))
+    path = os.path.join(parent, temp_name(target_name))
     os.mkdir(path, 0o777)
     return path
 

@@ -1,7 +1,6 @@
 """JSON reading and crash-safe writing (the only cache format used: never pickle)."""
 import json
 import os
-import uuid
 
 from engine.stale_temp_files import temp_name
 from engine.user_errors import DiskFull, reporting_disk_full
@@ -21,7 +20,7 @@ def write_json_atomic(path, obj, indent=None):
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, temp_name(os.path.basename(path), uuid.uuid4().hex[:12]))
+    tmp = os.path.join(folder, temp_name(os.path.basename(path)))
     try:
         with reporting_disk_full(path):
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -7,6 +7,9 @@ A checkpoint is written before its pointer, so a kill between the two leaves a f
 with ``model.pth.tar-N`` and no pointer (or a pointer to an older file): such a folder
 still resumes, from the newest file the rule below finds.
 
+``resume_checkpoint`` is the rule for which file a resume continues from and
+``find_checkpoint`` the rule for which file to deploy (``load_model``).
+
 Used by ``--resume`` (``Checkpointing.resume_model_if_exist``), by train.py's refusal to
 train into a folder holding a run (``engine.launch.previous_run``) and by the sweeps
 (``python3 -m tools.has_checkpoint DIR``). Standard library only, so that the sweeps can
@@ -26,6 +29,11 @@ NOT_A_MODEL_FOLDER = ("tensorboard",)
 class CheckpointFileError(ValueError):
     """A pointer file that cannot be followed (one line; a user error, see
     engine.bundled.utils.checkpoint)."""
+
+
+def epoch_checkpoint_name(epoch):
+    """Dassl's file name of the checkpoint after ``epoch`` epochs (``EPOCH_CHECKPOINT``)."""
+    return f"model.pth.tar-{epoch}"
 
 
 def saved_epochs(folder):
@@ -77,11 +85,32 @@ def resume_checkpoint(folder):
         return pointed
     epochs = saved_epochs(folder)
     if epochs:
-        return osp.join(folder, f"model.pth.tar-{epochs[-1]}")
+        return osp.join(folder, epoch_checkpoint_name(epochs[-1]))
     for name in (MID_EPOCH_CHECKPOINT, BEST_NAME):
         if osp.isfile(osp.join(folder, name)):
             return osp.join(folder, name)
     return None
+
+
+def find_checkpoint(folder, epoch=None):
+    """The checkpoint of one model folder to deploy (``load_model``, ``--model-dir``):
+    ``model.pth.tar-<epoch>`` when ``epoch`` is given, else ``model-best.pth.tar``, else
+    the highest-numbered epoch. None when there is no such file. (Resuming follows
+    ``resume_checkpoint`` instead: the pointer, then the newest file.)"""
+    if epoch is not None:
+        path = osp.join(folder, epoch_checkpoint_name(epoch))
+        return path if osp.isfile(path) else None
+    best = osp.join(folder, BEST_NAME)
+    if osp.isfile(best):
+        return best
+    epochs = saved_epochs(folder)
+    return osp.join(folder, epoch_checkpoint_name(epochs[-1])) if epochs else None
+
+
+def deployed_checkpoint_names(epoch=None):
+    """What ``find_checkpoint(folder, epoch)`` looks for, in words (for "not found" lines)."""
+    return (epoch_checkpoint_name(epoch) if epoch is not None
+            else f"{BEST_NAME} or {epoch_checkpoint_name('<N>')}")
 
 
 def checkpoint_files(folder):

@@ -12,13 +12,17 @@ import os
 import re
 import shutil
 import time
+import uuid
 
 TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[0-9a-f]{12}\.tmp$")
 _PROC = "/proc"
 
 
-def temp_name(target_name: str, token: str) -> str:
-    """The temp name an atomic write of ``target_name`` uses (``token``: 12 hex digits)."""
+def temp_name(target_name: str, token: str = None) -> str:
+    """The temp name an atomic write of ``target_name`` uses (``token``: 12 hex digits,
+    a fresh random one by default)."""
+    if token is None:
+        token = uuid.uuid4().hex[:12]
     return f".{target_name}.{token}.tmp"
 
 

@@ -36,6 +36,7 @@ import torch  # noqa: E402
 from engine import TRAINER_REGISTRY, get_cfg_default  # noqa: E402
 from engine.bundled.registry import closest_match  # noqa: E402
 from engine.bundled.utils.checkpoint import load_weights  # noqa: E402
+from engine.checkpoint_files import deployed_checkpoint_names  # noqa: E402
 from engine.config_errors import ConfigError, merge_config_file, merge_config_list  # noqa: E402
 from engine.config_extension import extend_cfg  # noqa: E402
 from engine.user_errors import UserError, is_user_error  # noqa: E402
@@ -101,9 +102,7 @@ def trainer_class(name):
 def checkpoint_path(model_dir, load_epoch):
     path = find_prompt_checkpoint(model_dir, load_epoch)
     if path is None:
-        wanted = (f"model.pth.tar-{load_epoch}" if load_epoch is not None
-                  else "model-best.pth.tar or model.pth.tar-<N>")
-        raise ExportError(f"no checkpoint {wanted} in {model_dir} (nor in its prompt_learner folder)")
+        raise ExportError(f"no checkpoint {deployed_checkpoint_names(load_epoch)} in {model_dir} (nor in its prompt_learner folder)")
     return path
 
 

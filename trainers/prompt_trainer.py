@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import build_lr_scheduler, build_optimizer, compute_accuracy
-from engine.bundled.utils.checkpoint import find_checkpoint
+from engine.checkpoint_files import find_checkpoint
 from engine.config_extension import add_node, config_extension
 from engine.user_errors import UserError
 from models.class_sampling import SampledClasses, check_log_base, class_sampler_from_cfg

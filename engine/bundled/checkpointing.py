@@ -21,9 +21,12 @@ import numpy as np
 
 from engine.bundled.rng_state import per_rank, rng_state, set_rng_state, this_ranks
 from engine.bundled.utils.checkpoint import (
-    MissingCheckpoint, find_checkpoint, load_weights, restore_checkpoint, save_checkpoint,
+    MissingCheckpoint, load_weights, restore_checkpoint, save_checkpoint,
 )
-from engine.checkpoint_files import MID_EPOCH_CHECKPOINT, resume_checkpoint, saved_epochs
+from engine.checkpoint_files import (
+    MID_EPOCH_CHECKPOINT, deployed_checkpoint_names, find_checkpoint, resume_checkpoint,
+    saved_epochs,
+)
 from engine.distributed import barrier, is_main_process
 
 
@@ -169,8 +172,7 @@ class Checkpointing:
             folder = osp.join(directory, name)
             path = find_checkpoint(folder, epoch)
             if path is None:
-                wanted = (f"model.pth.tar-{epoch}" if epoch is not None
-                          else "model-best.pth.tar or model.pth.tar-<N>")
+                wanted = deployed_checkpoint_names(epoch)
                 epochs = saved_epochs(folder)
                 there = (f"the epochs saved there are {', '.join(map(str, epochs))}" if epochs
                          else "no epoch is saved there")

@@ -21,7 +21,9 @@ from torchvision.transforms import (
 from torchvision.transforms import functional as F
 
 from engine.bundled.data.autoaugment import cifar10_policy, imagenet_policy, svhn_policy
-from engine.bundled.data.randaugment import RandAugment, RandAugment2, RandAugmentFixMatch
+from engine.bundled.data.randaugment import (
+    MAX_MAGNITUDE, RandAugment, RandAugment2, RandAugmentFixMatch,
+)
 from engine.config_errors import ConfigError
 
 AVAILABLE_CHOICES = (
@@ -189,8 +191,8 @@ def _build_train(cfg, choices, interp, normalize):
             add(line, policy())
     if "randaugment" in choices:
         n, m = inp.RANDAUGMENT_N, inp.RANDAUGMENT_M
-        if not 0 <= m <= 30:
-            raise ConfigError(f"INPUT.RANDAUGMENT_M must be in [0, 30], got {m}")
+        if not 0 <= m <= MAX_MAGNITUDE:
+            raise ConfigError(f"INPUT.RANDAUGMENT_M must be in [0, {MAX_MAGNITUDE}], got {m}")
         add(f"randaugment (n={n}, m={m})", RandAugment(n, m))
     if "randaugment_fixmatch" in choices:
         n = inp.RANDAUGMENT_N

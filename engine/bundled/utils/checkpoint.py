@@ -7,8 +7,8 @@
   unsafe unpickling; a file it cannot read raises one-line ``CheckpointError``, a
   missing one ``MissingCheckpoint`` and one whose weights do not fit the module
   ``CheckpointMismatch``.
-* ``find_checkpoint`` is the one rule for which file to deploy: the asked epoch, else
-  ``model-best.pth.tar``, else the last epoch.
+* Which file to deploy or resume from is ``engine.checkpoint_files``'s rule
+  (``find_checkpoint``, ``resume_checkpoint``).
 
 Every trainer reads and writes checkpoints through these functions, on a real Dassl too
 (``engine.bundled.checkpointing``).
@@ -17,7 +17,6 @@ import os
 import os.path as osp
 import re
 import shutil
-import uuid
 import warnings
 from collections import OrderedDict
 
@@ -25,8 +24,9 @@ import numpy as np
 import torch
 
 from engine.checkpoint_files import (
-    BEST_NAME, POINTER_FILE, CheckpointFileError, resume_checkpoint, saved_epochs,
+    BEST_NAME, POINTER_FILE, CheckpointFileError, epoch_checkpoint_name, resume_checkpoint,
 )
+from engine.stale_temp_files import temp_name
 from engine.user_errors import UserError, reporting_disk_full, user_error
 
 from .tools import mkdir_if_missing
@@ -62,7 +62,7 @@ def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True
     state = {key: _plain_scalar(value) for key, value in state.items()}
     if remove_module_from_keys:
         state["state_dict"] = _strip_module_prefix(state["state_dict"])
-    fname = model_name or f"model.pth.tar-{state['epoch']}"
+    fname = model_name or epoch_checkpoint_name(state["epoch"])
     fpath = osp.join(save_dir, fname)
     _atomic_write(fpath, lambda f: torch.save(state, f))
     print(f"Checkpoint saved to {fpath}")
@@ -92,7 +92,7 @@ def _strip_module_prefix(state_dict):
 def _atomic_write(fpath, write_to):
     """Call ``write_to(binary_file)`` on a temp file, then move it over ``fpath``."""
     directory = osp.dirname(fpath) or "."
-    tmp_path = osp.join(directory, f".{osp.basename(fpath)}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp_path = osp.join(directory, temp_name(osp.basename(fpath)))
     # os.open with 0o666 honours the umask (mkstemp would force 0600).
     try:
         # A full disk is one line naming the file; the file it would replace is untouched.
@@ -127,20 +127,6 @@ def _fsync_directory(directory):
 # ----------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------
-
-def find_checkpoint(folder, epoch=None):
-    """The checkpoint of one model folder to deploy: ``model.pth.tar-<epoch>`` when
-    ``epoch`` is given, else ``model-best.pth.tar``, else the highest-numbered epoch.
-    None when there is no such file."""
-    if epoch is not None:
-        path = osp.join(folder, f"model.pth.tar-{epoch}")
-        return path if osp.isfile(path) else None
-    best = osp.join(folder, BEST_NAME)
-    if osp.isfile(best):
-        return best
-    epochs = saved_epochs(folder)
-    return osp.join(folder, f"model.pth.tar-{epochs[-1]}") if epochs else None
-
 
 def load_checkpoint(fpath):
     """Load a checkpoint safely (``weights_only=True``; to CPU when there is no GPU).
