@@ -46,10 +46,14 @@ class ZeroShotClassifier(nn.Module):
         """L2-normalised frozen image features [B, E] (fp32)."""
         return F.normalize(self.clip_model.encode_image(images).float(), dim=-1)
 
+    def class_features(self, class_ids=None) -> torch.Tensor:
+        """Normalised class text features [n, E] (fp32) of ``class_ids`` (all when None)."""
+        return self.text_features if class_ids is None else self.text_features[class_ids]
+
     @torch.no_grad()
     def classify(self, image_features: torch.Tensor, class_ids=None) -> torch.Tensor:
         """Logits [B, n] (fp32) of normalised image features over ``class_ids`` (all when None)."""
-        text = self.text_features if class_ids is None else self.text_features[class_ids]
+        text = self.class_features(class_ids)
         return self.clip_model.logit_scale.exp().float() * image_features.float() @ text.t()
 
     def forward(self, images: torch.Tensor, class_ids=None) -> torch.Tensor:
