@@ -54,7 +54,10 @@ class ZeroShotClassifier(nn.Module):
     def classify(self, image_features: torch.Tensor, class_ids=None) -> torch.Tensor:
         """Logits [B, n] (fp32) of normalised image features over ``class_ids`` (all when None)."""
         text = self.class_features(class_ids)
-        return self.clip_model.logit_scale.exp().float() * image_features.float() @ text.t()
+        # fp32 under a caller's autocast too (the teacher's image pass runs in it): logits
+        # and the losses on them are fp32 whatever PREC says
+        with torch.autocast(image_features.device.type, enabled=False):
+            return self.clip_model.logit_scale.exp().float() * image_features.float() @ text.t()
 
     def forward(self, images: torch.Tensor, class_ids=None) -> torch.Tensor:
         """Logits [B, n] (fp32) over ``class_ids`` (all classes when None)."""
