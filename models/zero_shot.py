@@ -46,11 +46,18 @@ class ZeroShotClassifier(nn.Module):
         """L2-normalised frozen image features [B, E] (fp32)."""
         return F.normalize(self.clip_model.encode_image(images).float(), dim=-1)
 
+    def class_features(self, class_ids=None) -> torch.Tensor:
+        """Normalised class text features [n, E] (fp32) of ``class_ids`` (all when None)."""
+        return self.text_features if class_ids is None else self.text_features[class_ids]
+
     @torch.no_grad()
     def classify(self, image_features: torch.Tensor, class_ids=None) -> torch.Tensor:
         """Logits [B, n] (fp32) of normalised image features over ``class_ids`` (all when None)."""
-        text = self.text_features if class_ids is None else self.text_features[class_ids]
-        return self.clip_model.logit_scale.exp().float() * image_features.float() @ text.t()
+        text = self.class_features(class_ids)
+        # fp32 under a caller's autocast too (the teacher's image pass runs in it): logits
+        # and the losses on them are fp32 whatever PREC says
+        with torch.autocast(image_features.device.type, enabled=False):
+            return self.clip_model.logit_scale.exp().float() * image_features.float() @ text.t()
 
     def forward(self, images: torch.Tensor, class_ids=None) -> torch.Tensor:
         """Logits [B, n] (fp32) over ``class_ids`` (all classes when None)."""

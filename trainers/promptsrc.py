@@ -129,9 +129,7 @@ class PromptSRC(IVLP):
             return terms
         opts = self.options(self.cfg)
         frozen_image = self.frozen_image_features(step)
-        frozen_text = self.teacher.text_features
-        if step.class_ids is not None:
-            frozen_text = frozen_text[step.class_ids]
+        frozen_text = self.teacher.class_features(step.class_ids)
         zero_shot_logits = self.teacher.classify(frozen_image, step.class_ids)
         terms["loss_scl_text"] = float(opts.TEXT_LOSS_WEIGHT) * F.l1_loss(step.text_features, frozen_text)
         terms["loss_scl_image"] = float(opts.IMAGE_LOSS_WEIGHT) * F.l1_loss(step.image_features, frozen_image)
